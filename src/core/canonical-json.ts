@@ -85,20 +85,23 @@ function encodeValue(value: unknown, codepoint: boolean, depth: number): string 
   }
 }
 
+/** Characters that need an escape, or a second look (surrogates may be lone). */
+const NEEDS_ATTENTION = /["\\\u0000-\u001f\ud800-\udfff]/;
+
 function encodeString(text: string): string {
+  // Most protocol strings need no escape at all: skip the serialiser for them.
+  if (!NEEDS_ATTENTION.test(text)) return `"${text}"`;
   // JSON.stringify escapes exactly `"`, `\` and U+0000–U+001F (short forms where JSON has them,
-  // otherwise lowercase \u00XX), which is RFC 8785's minimal escaping. Since ES2019 it writes lone
-  // surrogates as \udXXX, so their presence implies a "\u" in the output: test only then.
-  const out = JSON.stringify(text);
-  if (out.includes("\\u") && LONE_SURROGATE.test(text)) throw badJson("string holds a lone surrogate");
-  return out;
+  // otherwise lowercase \u00XX), which is RFC 8785's minimal escaping.
+  if (LONE_SURROGATE.test(text)) throw badJson("string holds a lone surrogate");
+  return JSON.stringify(text);
 }
 
 function sortKeys(keys: string[], codepoint: boolean): string[] {
   // Default sort = UTF-16 code units (RFC 8785). Code-point order agrees unless a key holds a
   // surrogate, so only then pay for the comparator.
   keys.sort();
-  if (codepoint && keys.some((key) => ANY_SURROGATE.test(key))) keys.sort(compareCodePoints);
+  if (codepoint && keys.length > 1 && ANY_SURROGATE.test(keys.join(""))) keys.sort(compareCodePoints);
   return keys;
 }
 
@@ -118,11 +121,6 @@ export function compareCodePoints(a: string, b: string): number {
     return x - y;
   }
   return a.length - b.length;
-}
-
-/** Compares two strings by UTF-16 code unit (RFC 8785), as the default sort does. */
-export function compareUtf16(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
@@ -153,22 +151,20 @@ function scanTokens(text: string): { ok: true } | { ok: false; reason: string } 
   const stack: OpenContainer[] = [];
   let expectKey = false;
   const n = text.length;
+  // Position of the next backslash at or after the scan position (n if none): found with indexOf
+  // and only searched again once passed, so the scan stays linear.
+  let nextBackslash = -1;
   let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
-      let j = i + 1;
-      let escaped = false;
-      for (;;) {
-        const d = text.charCodeAt(j);
-        if (d === 0x5c /* \ */) {
-          escaped = true;
-          j += 2;
-        } else if (d === 0x22) {
-          break;
-        } else {
-          j++;
-        }
+      if (nextBackslash < i) nextBackslash = indexOrEnd(text, "\\", i);
+      // The closing quote: the first `"` after the opening one that no backslash escapes.
+      let j = text.indexOf('"', i + 1);
+      const escaped = nextBackslash < j;
+      if (escaped) {
+        j = i + 1;
+        for (let d = text.charCodeAt(j); d !== 0x22; d = text.charCodeAt(j)) j += d === 0x5c ? 2 : 1;
       }
       const top = stack[stack.length - 1];
       const isKey = expectKey && top != null;
@@ -208,6 +204,11 @@ function scanTokens(text: string): { ok: true } | { ok: false; reason: string } 
     }
   }
   return { ok: true };
+}
+
+function indexOrEnd(text: string, search: string, from: number): number {
+  const index = text.indexOf(search, from);
+  return index < 0 ? text.length : index;
 }
 
 function isNumberChar(c: number): boolean {

@@ -116,7 +116,9 @@ export function redact(event: JsonObject, rules: RedactionRules): JsonObject {
     if (value !== undefined) redacted[key] = value;
   }
   const content = isJsonObject(event.content) ? event.content : {};
-  const keep = typeof event.type === "string" ? rules.keepContent[event.type] : undefined;
+  // Own keys only: an event type such as "constructor" or "__proto__" must not reach
+  // Object.prototype's members through the lookup.
+  const keep = typeof event.type === "string" && Object.hasOwn(rules.keepContent, event.type) ? rules.keepContent[event.type] : undefined;
   redacted.content = keep === "all" ? content : keep === undefined ? {} : pickPaths(content, keep);
   return redacted;
 }

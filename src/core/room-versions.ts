@@ -69,3 +69,15 @@ export function getRoomVersion(id: string): RoomVersionRules | undefined {
 export function knownRoomVersions(): RoomVersionRules[] {
   return [...ROOM_VERSIONS.values()];
 }
+
+/**
+ * The rules for a room version named in `m.room.create` content or a request; never throws.
+ * Unknown or ill-typed versions come back with the errcode the APIs answer with.
+ */
+export function resolveRoomVersion(
+  id: unknown,
+): { ok: true; rules: RoomVersionRules } | { ok: false; errcode: "M_UNSUPPORTED_ROOM_VERSION"; reason: string } {
+  if (typeof id !== "string") return { ok: false, errcode: "M_UNSUPPORTED_ROOM_VERSION", reason: "room version must be a string" };
+  const rules = ROOM_VERSIONS.get(id);
+  return rules ? { ok: true, rules } : { ok: false, errcode: "M_UNSUPPORTED_ROOM_VERSION", reason: `room version ${JSON.stringify(id)} is not supported` };
+}

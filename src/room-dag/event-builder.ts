@@ -4,14 +4,13 @@
 import { createHash } from "node:crypto";
 import { selectAuthEvents } from "../auth-rules/auth-events.js";
 import { encodeBase64, encodeBase64Url } from "../core/base64.js";
-import { encodeCanonicalJson } from "../core/canonical-json.js";
 import type { Lpdu, Pdu, RoomEvent, RoomStateView } from "../core/events.js";
 import { computeContentHash } from "../core/hashes.js";
 import { serverNameOf } from "../core/identifiers.js";
 import type { JsonObject } from "../core/json.js";
 import { redact } from "../core/redaction.js";
 import type { RoomVersionRules } from "../core/room-versions.js";
-import { signEvent, type SigningKey } from "../core/signing.js";
+import { signEvent, signedBytesOf, type SigningKey } from "../core/signing.js";
 
 /** A server acting in a room: its name and current signing key. */
 export interface ServerIdentity {
@@ -116,8 +115,7 @@ export function buildHubEvent(draft: EventDraft, tip: RoomTip, hub: ServerIdenti
 function hashAndSign(pdu: Pdu, hub: ServerIdentity, rules: RoomVersionRules): RoomEvent {
   const asJson = pdu as unknown as JsonObject;
   pdu.hashes.sha256 = computeContentHash(asJson, "pdu", rules);
-  const { signatures: _signatures, unsigned: _unsigned, ...redacted } = redact(asJson, rules.redaction);
-  const bytes = Buffer.from(encodeCanonicalJson(redacted, rules.canonicalJsonKeyOrder), "utf8");
+  const bytes = signedBytesOf(redact(asJson, rules.redaction), rules.canonicalJsonKeyOrder);
   const signature = encodeBase64(hub.key.signer.sign(bytes));
   pdu.signatures[hub.serverName] = { ...pdu.signatures[hub.serverName], [hub.key.keyId]: signature };
   const eventId = "$" + encodeBase64Url(createHash("sha256").update(bytes).digest());

@@ -23,12 +23,12 @@
 // yet, and the only party that could have sent a bad hash is the one being answered.
 import { authorize } from "../auth-rules/authorize.js";
 import type { Lpdu, Pdu, RoomEvent, RoomStateView } from "../core/events.js";
-import { computeContentHash, computeEventId } from "../core/hashes.js";
+import { checkContentHash, computeEventId } from "../core/hashes.js";
 import { serverNameOf } from "../core/identifiers.js";
 import type { JsonObject } from "../core/json.js";
 import { redact } from "../core/redaction.js";
 import type { RoomVersionRules } from "../core/room-versions.js";
-import { checkEventSignatures, lpduFormOf, verifyEventSignatures, type VerifyKeyLookup } from "../core/signing.js";
+import { checkEventSignatures, verifyEventSignatures, type VerifyKeyLookup } from "../core/signing.js";
 import { completeLpdu, type RoomTip, type ServerIdentity } from "./event-builder.js";
 import { parseLpdu, parsePdu } from "./event-schema.js";
 import { hubServerOf } from "./room-log.js";
@@ -90,11 +90,11 @@ export function receivePdu(raw: unknown, ctx: PduContext): PduOutcome {
 
 function contentHashProblem(pdu: Pdu, rules: RoomVersionRules): string | undefined {
   const json = pdu as unknown as JsonObject;
-  if (computeContentHash(json, "pdu", rules) !== pdu.hashes.sha256) return "content hash mismatch";
-  if (pdu.hub_server !== undefined && computeContentHash(lpduFormOf(json), "lpdu", rules) !== pdu.hashes.lpdu?.sha256) {
-    return "LPDU content hash mismatch";
-  }
-  return undefined;
+  const whole = checkContentHash(json, "pdu", rules);
+  if (!whole.ok) return whole.reason;
+  if (pdu.hub_server === undefined) return undefined;
+  const lpdu = checkContentHash(json, "lpdu", rules);
+  return lpdu.ok ? undefined : lpdu.reason;
 }
 
 export type LpduOutcome =
@@ -128,9 +128,8 @@ export function acceptLpdu(raw: unknown, ctx: LpduContext): LpduOutcome {
   if (!signature.ok) return { action: "reject", step: 2, rule: "1", reason: signature.reason };
 
   // Step 3: the LPDU content hash.
-  if (computeContentHash(lpdu as unknown as JsonObject, "lpdu", rules) !== lpdu.hashes.lpdu.sha256) {
-    return { action: "reject", step: 3, reason: "LPDU content hash mismatch" };
-  }
+  const hash = checkContentHash(lpdu as unknown as JsonObject, "lpdu", rules);
+  if (!hash.ok) return { action: "reject", step: 3, reason: hash.reason };
 
   // Step 4: completion: auth events, prev event, content hash, hub signature, event ID.
   const event = completeLpdu(lpdu, ctx.tip, ctx.hub, rules);

@@ -167,6 +167,13 @@ describe("numbers and refused values", () => {
     expectBadJson(() => encodeCanonicalJson(new Array(2) as JsonValue, "utf16"));
   });
 
+  test("a \"__proto__\" key from parsed JSON is an ordinary key", () => {
+    const parsed = parseStrictJson('{"b":1,"__proto__":{"x":1}}');
+    expect(parsed.ok).toBe(true);
+    if (parsed.ok) expect(encodeCanonicalJson(parsed.value, "utf16")).toBe('{"__proto__":{"x":1},"b":1}');
+    expect(parseStrictJson('{"__proto__":1,"__proto__":2}').ok).toBe(false);
+  });
+
   test("accepts objects with a null prototype", () => {
     const object = Object.create(null) as JsonObject;
     object.b = 1;
@@ -213,6 +220,9 @@ describe("parseStrictJson", () => {
     ["", "empty"],
     ["{'a':1}", "not JSON"],
     ["[1,]", "trailing comma"],
+    ['{"a\\"":1,"a\\"":2}', "duplicate key holding an escaped quote"],
+    ['{"a\\\\":1,"b":"x\\\\","a\\\\":2}', "duplicate key ending in an escaped backslash"],
+    ['{"a":"\\\\\\"1.5","n":1.5}', "fraction after a string with escapes"],
   ])("refuses %s (%s)", (text) => {
     const result = parseStrictJson(text);
     expect(result.ok).toBe(false);
@@ -228,8 +238,22 @@ describe("parseStrictJson", () => {
     [" 0 ", 0],
     ["-9007199254740991", -9007199254740991],
     ['"\\u002d0"', "-0"],
+    ['{"a\\\\":1,"b":"x\\\\\\"","c":"1.5"}', { "a\\": 1, b: 'x\\"', c: "1.5" }],
   ])("accepts %s", (text, expected) => {
     expect(parseStrictJson(text)).toEqual({ ok: true, value: expected });
+  });
+
+  test("finds duplicate keys exactly, however the keys are escaped", () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: "binary", maxLength: 4 }), { maxLength: 6 }), fc.boolean(), (keys, escapeAll) => {
+        // Either JSON.stringify's minimal escapes or every character as \uXXXX.
+        const quote = (key: string) =>
+          escapeAll ? `"${[...key].map((ch) => ch.split("").map((u) => `\\u${u.charCodeAt(0).toString(16).padStart(4, "0")}`).join("")).join("")}"` : JSON.stringify(key);
+        const text = `[{"pad":"\\\\"},{${keys.map((k, i) => `${quote(k)}:${i}`).join(",")}}]`;
+        expect(parseStrictJson(text).ok).toBe(new Set(keys).size === keys.length);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   test("never throws on arbitrary text", () => {
@@ -261,9 +285,8 @@ const canonicalValue: fc.Arbitrary<JsonValue> = fc.letrec<{ value: JsonValue }>(
 function reorderKeys(value: JsonValue): JsonValue {
   if (Array.isArray(value)) return value.map(reorderKeys);
   if (value !== null && typeof value === "object") {
-    const out: JsonObject = {};
-    for (const key of Object.keys(value).reverse()) out[key] = reorderKeys(value[key] as JsonValue);
-    return out;
+    // fromEntries defines own properties, so a "__proto__" key stays a key (assignment would not).
+    return Object.fromEntries(Object.keys(value).reverse().map((key) => [key, reorderKeys(value[key] as JsonValue)])) as JsonObject;
   }
   return value;
 }
