@@ -1,0 +1,118 @@
+// The composition root: opens storage, builds every service once, mounts the APIs and listens.
+// Everything here is wired from plain settings; config loading and the CLI live in config.ts
+// and main.ts.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { SigningKey } from "../core/signing.js";
+import { createAuthService } from "../client-api/accounts/index.js";
+import { createRateLimiter, type RateLimitSettings } from "../client-api/accounts/rate-limit.js";
+import type { ClientApiContext } from "../client-api/contracts.js";
+import { clientApi } from "../client-api/index.js";
+import { createSyncEngine } from "../client-api/sync/engine.js";
+import { createRoomService } from "../rooms/room-service.js";
+import { openStorage, type DatabaseSettings } from "../storage/index.js";
+import type { Storage } from "../storage/ports.js";
+import { StreamTracker } from "../storage/stream-tracker.js";
+import { createHttpApp } from "./http-app.js";
+
+export interface HomeserverSettings {
+  serverName: string;
+  database: DatabaseSettings;
+  signingKey: SigningKey;
+  /** Where the client and federation APIs listen. Port 0 picks a free port (tests). */
+  listeners: Array<{ host: string; port: number }>;
+  registration: { enabled: boolean; allowGuests: boolean };
+  rateLimits: RateLimitSettings;
+  maxRequestBytes: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+export interface Homeserver {
+  readonly storage: Storage;
+  /** `http://host:port` of each listener, in the order configured. */
+  readonly urls: string[];
+  /** Stops accepting, ends long-polls, waits for in-flight requests, closes the database. */
+  close(): Promise<void>;
+}
+
+export async function startHomeserver(settings: HomeserverSettings): Promise<Homeserver> {
+  const { logger } = settings;
+  const now = settings.now ?? Date.now;
+  const storage = await openStorage(settings.database);
+  const streams = new StreamTracker(await storage.maxStreamPos());
+  const sync = createSyncEngine({ storage, streams, logger: logger.child({ component: "sync" }), now });
+  const auth = createAuthService({ storage, now, serverName: settings.serverName });
+  const ctx: ClientApiContext = {
+    serverName: settings.serverName,
+    storage,
+    streams,
+    notifier: sync.notifier,
+    authenticator: auth,
+    rateLimiter: createRateLimiter(settings.rateLimits, now),
+    logger,
+    signingKey: settings.signingKey,
+    now,
+  };
+  const rooms = createRoomService({
+    serverName: settings.serverName,
+    signingKey: settings.signingKey,
+    storage,
+    streams,
+    notifier: sync.notifier,
+    logger: logger.child({ component: "rooms" }),
+    now,
+  });
+  const app = createHttpApp({
+    logger,
+    maxRequestBytes: settings.maxRequestBytes,
+    mounts: [["/_matrix/client", clientApi(ctx, { auth, rooms, sync, accounts: { registration: settings.registration } })]],
+  });
+
+  const servers: Server[] = [];
+  const urls: string[] = [];
+  try {
+    for (const listener of settings.listeners) {
+      const server = createServer(app);
+      // Long-polling syncs hold requests for up to their timeout; keep idle sockets a while.
+      server.keepAliveTimeout = 65_000;
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(listener.port, listener.host, () => resolve());
+      });
+      const address = server.address() as AddressInfo;
+      const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+      servers.push(server);
+      urls.push(`http://${host}:${address.port}`);
+      logger.info({ url: urls[urls.length - 1] }, "listening");
+    }
+  } catch (error) {
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    await storage.close();
+    throw error;
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    storage,
+    urls,
+    close() {
+      closing ??= (async () => {
+        sync.close();
+        await Promise.all(
+          servers.map(
+            (server) =>
+              new Promise<void>((resolve) => {
+                server.close(() => resolve());
+                server.closeIdleConnections();
+              }),
+          ),
+        );
+        await storage.close();
+        logger.info("stopped");
+      })();
+      return closing;
+    },
+  };
+}

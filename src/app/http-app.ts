@@ -1,0 +1,91 @@
+// The express application: body parsing, CORS, request logging with request IDs, the API
+// routers, and the one error handler that turns MatrixError into `{errcode, error}`.
+import { randomUUID } from "node:crypto";
+import express, { type NextFunction, type Request, type Response, type Router } from "express";
+import type { Logger } from "pino";
+import { Errcode, MatrixError } from "../core/errors.js";
+
+export interface HttpAppOptions {
+  logger: Logger;
+  /** Largest JSON request body accepted, in bytes (M_TOO_LARGE above it). */
+  maxRequestBytes: number;
+  /** Routers mounted under their prefix, e.g. ["/_matrix/client", clientRouter]. */
+  mounts: Array<[string, Router]>;
+}
+
+export function createHttpApp(options: HttpAppOptions): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", "loopback");
+  // Matrix paths contain escaped IDs and are case-sensitive.
+  app.set("case sensitive routing", true);
+  app.set("strict routing", false);
+
+  app.use(cors);
+  app.use(requestLogging(options.logger));
+  // Clients do not always send a JSON content type; every request body the API takes is JSON.
+  app.use(express.json({ limit: options.maxRequestBytes, strict: false, type: () => true }));
+  for (const [prefix, router] of options.mounts) app.use(prefix, router);
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(new MatrixError(Errcode.UNRECOGNIZED, 404, `Unrecognized request: ${req.method} ${req.path}`));
+  });
+  app.use(errorHandler(options.logger));
+  return app;
+}
+
+/** Browsers' clients need CORS on every Matrix endpoint (Client-Server API "Web Browser Clients"). */
+function cors(req: Request, res: Response, next: NextFunction): void {
+  res.setHeader("Access-Control-Allow-Origin", "*");
+  res.setHeader("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
+  res.setHeader("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization");
+  if (req.method === "OPTIONS") {
+    res.status(204).end();
+    return;
+  }
+  next();
+}
+
+function requestLogging(logger: Logger) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const requestId = randomUUID();
+    const started = process.hrtime.bigint();
+    res.locals.log = logger.child({ request_id: requestId });
+    res.setHeader("X-Request-Id", requestId);
+    res.on("finish", () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const line = { request_id: requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 };
+      if (res.statusCode >= 500) logger.warn(line, "request failed");
+      else logger.debug(line, "request");
+    });
+    next();
+  };
+}
+
+/** Body-parser failures carry a `type`; everything else unexpected is a 500 with no details. */
+function errorHandler(logger: Logger) {
+  return (error: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    let matrixError: MatrixError;
+    if (error instanceof MatrixError) {
+      matrixError = error;
+    } else if (isBodyParserError(error, "entity.parse.failed")) {
+      matrixError = new MatrixError(Errcode.NOT_JSON, 400, "Content not JSON");
+    } else if (isBodyParserError(error, "entity.too.large")) {
+      matrixError = new MatrixError(Errcode.TOO_LARGE, 413, "Request body too large");
+    } else if (isBodyParserError(error, "encoding.unsupported") || isBodyParserError(error, "charset.unsupported")) {
+      matrixError = new MatrixError(Errcode.NOT_JSON, 400, "Unsupported request body encoding");
+    } else {
+      const log = (res.locals.log as Logger | undefined) ?? logger;
+      log.error({ err: error, method: req.method, path: req.path }, "unhandled error");
+      matrixError = new MatrixError(Errcode.UNKNOWN, 500, "Internal server error");
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.status(matrixError.httpStatus).json(matrixError.toJSON());
+  };
+}
+
+function isBodyParserError(error: unknown, type: string): boolean {
+  return typeof error === "object" && error !== null && (error as { type?: unknown }).type === type;
+}

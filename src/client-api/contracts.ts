@@ -1,0 +1,34 @@
+// Interfaces between the Client-Server API's areas and the services beneath them, so that each
+// area can be built and tested on its own and app/ wires the implementations together.
+import type { Logger } from "pino";
+import type { SigningKey } from "../core/signing.js";
+import type { Storage } from "../storage/ports.js";
+import type { StreamTracker } from "../storage/stream-tracker.js";
+import type { RateLimiter, TokenAuthenticator } from "./http.js";
+
+/** Wakes long-polling syncs. Implemented by the sync engine (sync/notifier.ts). */
+export interface SyncNotifier {
+  /** New per-user data at `streamPos` (to-device, account data, device lists, invites). */
+  notifyUsers(userIds: Iterable<string>, streamPos: number): void;
+  /** New events (or typing, receipts) in a room at `streamPos`. */
+  notifyRoom(roomId: string, streamPos: number): void;
+}
+
+/** Profile changes update the user's membership events in every joined room (rooms service). */
+export interface ProfilePropagator {
+  profileChanged(userId: string, profile: { displayname: string | null; avatarUrl: string | null }): Promise<void>;
+}
+
+/** Everything a Client-Server API route factory may need; app/ builds it once. */
+export interface ClientApiContext {
+  readonly serverName: string;
+  readonly storage: Storage;
+  readonly streams: StreamTracker;
+  readonly notifier: SyncNotifier;
+  readonly authenticator: TokenAuthenticator;
+  readonly rateLimiter: RateLimiter;
+  readonly logger: Logger;
+  readonly signingKey: SigningKey;
+  /** Milliseconds since the epoch; injected so tests can control time. */
+  readonly now: () => number;
+}

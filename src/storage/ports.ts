@@ -1,0 +1,269 @@
+// Storage ports: the narrow interfaces the services use. Only src/storage/knex/ implements them
+// (one implementation for SQLite and PostgreSQL); nothing outside src/storage imports knex.
+//
+// Conventions
+// - Every write a request makes happens inside one `storage.transaction(...)`; the `StorageTx`
+//   handed to the callback has the same repositories as `Storage`, bound to the transaction.
+// - Stream positions: one server-wide, strictly increasing sequence numbers every change a sync
+//   must report (events, receipts, account data, to-device messages, device-list changes). The
+//   caller allocates them from the StreamTracker (src/storage/stream-tracker.ts) inside the
+//   transaction, so syncs never see a position before everything below it has committed.
+// - JSON columns hold the canonical wire JSON; repositories parse and return objects.
+// - Timestamps are milliseconds since the epoch, passed in by the caller (services own the clock).
+import type { Pdu } from "../core/events.js";
+import type { JsonObject, JsonValue } from "../core/json.js";
+
+// ---------------------------------------------------------------------------------------------
+// Accounts: users, devices, access tokens, profiles.
+
+export interface UserRow {
+  userId: string;
+  localpart: string;
+  /** scrypt hash in PHC-like string form; null for accounts that cannot log in with a password. */
+  passwordHash: string | null;
+  isAdmin: boolean;
+  isGuest: boolean;
+  deactivated: boolean;
+  displayname: string | null;
+  avatarUrl: string | null;
+  createdTs: number;
+  /** Application service that registered the user, if any. */
+  appserviceId: string | null;
+}
+
+export interface DeviceRow {
+  userId: string;
+  deviceId: string;
+  displayName: string | null;
+  lastSeenTs: number | null;
+  lastSeenIp: string | null;
+  createdTs: number;
+}
+
+export interface AccessTokenRow {
+  /** SHA-256 of the token, hex: tokens are never stored in clear. */
+  tokenHash: string;
+  userId: string;
+  deviceId: string;
+  createdTs: number;
+  /** Null: does not expire. */
+  expiresTs: number | null;
+}
+
+export interface AccountsRepo {
+  createUser(user: UserRow): Promise<void>;
+  getUser(userId: string): Promise<UserRow | undefined>;
+  /** Case-sensitive lookup; callers fold case before. */
+  getUserByLocalpart(localpart: string): Promise<UserRow | undefined>;
+  updateUser(userId: string, changes: Partial<Omit<UserRow, "userId" | "localpart" | "createdTs">>): Promise<void>;
+  listUsers(options: { from?: number; limit: number; nameContains?: string; includeGuests?: boolean; includeDeactivated?: boolean }): Promise<{ users: UserRow[]; total: number }>;
+  /** Users whose ID or display name contains `term` (case-insensitive), for the user directory. */
+  searchUsers(term: string, limit: number): Promise<UserRow[]>;
+
+  upsertDevice(device: DeviceRow): Promise<void>;
+  getDevice(userId: string, deviceId: string): Promise<DeviceRow | undefined>;
+  listDevices(userId: string): Promise<DeviceRow[]>;
+  updateDevice(userId: string, deviceId: string, changes: Partial<Pick<DeviceRow, "displayName" | "lastSeenTs" | "lastSeenIp">>): Promise<void>;
+  /** Deletes the devices, their access tokens, device keys, one-time keys and to-device inbox. */
+  deleteDevices(userId: string, deviceIds: string[]): Promise<void>;
+
+  createAccessToken(token: AccessTokenRow): Promise<void>;
+  getAccessToken(tokenHash: string): Promise<AccessTokenRow | undefined>;
+  deleteAccessToken(tokenHash: string): Promise<void>;
+  deleteAccessTokensOfUser(userId: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rooms and the linear event log (DESIGN.md "Storage").
+
+export interface RoomRow {
+  roomId: string;
+  roomVersion: string;
+  creator: string;
+  /** The room's hub (LM draft "Hub Selection"); this server for rooms created here. */
+  hubServer: string;
+  /** Published in the public room directory. */
+  isPublic: boolean;
+  createdTs: number;
+}
+
+/** An event as stored: its place in the room (`roomSeq`, 0 = create) and in the server-wide stream. */
+export interface StoredEvent {
+  eventId: string;
+  roomId: string;
+  roomSeq: number;
+  streamPos: number;
+  pdu: Pdu;
+  /** Event ID of the redaction that applies to this event, if any; `pdu` is then the redacted copy. */
+  redactedBy: string | null;
+  /** Soft-failed events are stored but are not part of state or timelines. */
+  softFailed: boolean;
+}
+
+export interface AppendEvent {
+  eventId: string;
+  pdu: Pdu;
+  roomSeq: number;
+  streamPos: number;
+  softFailed?: boolean;
+}
+
+export interface EventsRepo {
+  createRoom(room: RoomRow): Promise<void>;
+  getRoom(roomId: string): Promise<RoomRow | undefined>;
+  setRoomPublic(roomId: string, isPublic: boolean): Promise<void>;
+  listPublicRooms(options: { limit: number; since?: string }): Promise<RoomRow[]>;
+
+  /**
+   * Appends one event to its room's log: the events row, and for a state event (not soft-failed)
+   * the state-history row and the current-state row. Refuses (throws) a `roomSeq` that is not
+   * the room's next one: the room service is the single writer of each room.
+   */
+  appendEvent(event: AppendEvent): Promise<void>;
+  getEvent(eventId: string): Promise<StoredEvent | undefined>;
+  /** The last event of a room (highest roomSeq), if any. */
+  getLastEvent(roomId: string): Promise<StoredEvent | undefined>;
+  /** Events of a room with from < roomSeq <= to (or the reverse order), at most `limit`. */
+  getRoomEvents(roomId: string, options: { afterSeq?: number; beforeSeq?: number; direction: "forward" | "backward"; limit: number }): Promise<StoredEvent[]>;
+  /** Events of the given rooms with fromPos < streamPos <= toPos, ascending. */
+  getEventsInStreamRange(roomIds: string[], fromPos: number, toPos: number, limitPerRoom: number): Promise<StoredEvent[]>;
+  /** Marks `eventId` redacted by `redactionId` and stores its redacted copy. */
+  redactEvent(eventId: string, redactionId: string, redactedPdu: Pdu): Promise<void>;
+
+  /** Current state of a room, as stored events. */
+  getCurrentState(roomId: string): Promise<StoredEvent[]>;
+  getCurrentStateEvent(roomId: string, type: string, stateKey: string): Promise<StoredEvent | undefined>;
+  /** State before the event at `roomSeq` (state history rows with seq < roomSeq). */
+  getStateBefore(roomId: string, roomSeq: number): Promise<StoredEvent[]>;
+  getStateEventBefore(roomId: string, roomSeq: number, type: string, stateKey: string): Promise<StoredEvent | undefined>;
+
+  /** Current memberships of a user: room ID -> membership ("join", "invite", "leave", "ban", "knock"). */
+  getMembershipsOfUser(userId: string): Promise<Map<string, string>>;
+  /** User IDs with the given current membership in a room. */
+  getMembers(roomId: string, membership?: string): Promise<string[]>;
+  /** Rooms where a user's membership changed with fromPos < streamPos <= toPos. */
+  getMembershipChanges(userId: string, fromPos: number, toPos: number): Promise<Array<{ roomId: string; membership: string; streamPos: number; eventId: string }>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client transaction IDs (idempotent sends), aliases, filters.
+
+export interface ClientTxnsRepo {
+  /** The event ID recorded for this (user, device, txnId), if the send already happened. */
+  get(userId: string, deviceId: string, txnId: string): Promise<string | undefined>;
+  put(userId: string, deviceId: string, txnId: string, eventId: string, ts: number): Promise<void>;
+}
+
+export interface AliasesRepo {
+  create(alias: string, roomId: string, creator: string): Promise<boolean>;
+  get(alias: string): Promise<{ roomId: string; creator: string } | undefined>;
+  delete(alias: string): Promise<boolean>;
+  listForRoom(roomId: string): Promise<string[]>;
+}
+
+export interface FiltersRepo {
+  create(userId: string, filter: JsonObject): Promise<string>;
+  get(userId: string, filterId: string): Promise<JsonObject | undefined>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-user streams: account data, receipts, to-device.
+
+export interface AccountDataRepo {
+  /** `roomId` null for global account data. */
+  put(userId: string, roomId: string | null, type: string, content: JsonObject, streamPos: number): Promise<void>;
+  get(userId: string, roomId: string | null, type: string): Promise<JsonObject | undefined>;
+  /** Entries changed with fromPos < streamPos <= toPos (all when fromPos is 0). */
+  getChanged(userId: string, fromPos: number, toPos: number): Promise<Array<{ roomId: string | null; type: string; content: JsonObject }>>;
+}
+
+export interface ReceiptRow {
+  roomId: string;
+  userId: string;
+  receiptType: string;
+  threadId: string | null;
+  eventId: string;
+  ts: number;
+  streamPos: number;
+}
+
+export interface ReceiptsRepo {
+  /** Replaces the user's receipt of that type (and thread) in the room. */
+  put(receipt: ReceiptRow): Promise<void>;
+  getChanged(roomIds: string[], fromPos: number, toPos: number): Promise<ReceiptRow[]>;
+}
+
+export interface ToDeviceMessage {
+  streamPos: number;
+  userId: string;
+  deviceId: string;
+  sender: string;
+  type: string;
+  content: JsonObject;
+}
+
+export interface ToDeviceRepo {
+  add(messages: ToDeviceMessage[]): Promise<void>;
+  /** Messages for the device with streamPos <= toPos, ascending, at most `limit`. */
+  getPending(userId: string, deviceId: string, toPos: number, limit: number): Promise<ToDeviceMessage[]>;
+  /** Deletes messages the device has acknowledged by syncing past them. */
+  deleteUpTo(userId: string, deviceId: string, streamPos: number): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// End-to-end keys (generic: any algorithm; MLS specifics come with the MLS overlay).
+
+export interface OneTimeKeyRow {
+  userId: string;
+  deviceId: string;
+  /** `<algorithm>:<key id>` */
+  keyId: string;
+  algorithm: string;
+  key: JsonValue;
+  /** Fallback (last-resort) keys are reused when no one-time key is left. */
+  fallback: boolean;
+}
+
+export interface KeysRepo {
+  putDeviceKeys(userId: string, deviceId: string, keys: JsonObject, streamPos: number): Promise<void>;
+  getDeviceKeys(userIds: string[]): Promise<Array<{ userId: string; deviceId: string; keys: JsonObject }>>;
+  addOneTimeKeys(keys: OneTimeKeyRow[]): Promise<void>;
+  /** Replaces the device's fallback key for that algorithm. */
+  setFallbackKey(key: OneTimeKeyRow): Promise<void>;
+  /** Counts of unclaimed one-time keys per algorithm. */
+  countOneTimeKeys(userId: string, deviceId: string): Promise<Record<string, number>>;
+  /** Algorithms that have an unused fallback key. */
+  unusedFallbackAlgorithms(userId: string, deviceId: string): Promise<string[]>;
+  /**
+   * Claims one key of `algorithm` for the device: a one-time key (deleted, never handed out
+   * twice, also under concurrent claims) or, when none is left, the fallback key (kept, marked used).
+   */
+  claimKey(userId: string, deviceId: string, algorithm: string): Promise<OneTimeKeyRow | undefined>;
+  /** Users whose device keys changed with fromPos < streamPos <= toPos. */
+  getDeviceListChanges(userIds: string[], fromPos: number, toPos: number): Promise<string[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface StorageRepos {
+  readonly accounts: AccountsRepo;
+  readonly events: EventsRepo;
+  readonly clientTxns: ClientTxnsRepo;
+  readonly aliases: AliasesRepo;
+  readonly filters: FiltersRepo;
+  readonly accountData: AccountDataRepo;
+  readonly receipts: ReceiptsRepo;
+  readonly toDevice: ToDeviceRepo;
+  readonly keys: KeysRepo;
+}
+
+export type StorageTx = StorageRepos;
+
+export interface Storage extends StorageRepos {
+  readonly engine: "sqlite" | "postgres";
+  /** Runs `work` in one database transaction: all of it commits, or none of it. */
+  transaction<T>(work: (tx: StorageTx) => Promise<T>): Promise<T>;
+  /** The highest stream position stored in any stream table (0 for an empty database). */
+  maxStreamPos(): Promise<number>;
+  close(): Promise<void>;
+}
