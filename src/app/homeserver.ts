@@ -61,6 +61,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     storage,
     streams,
     notifier: sync.notifier,
+    transactions: sync.transactions,
     logger: logger.child({ component: "rooms" }),
     now,
   });

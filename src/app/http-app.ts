@@ -82,6 +82,8 @@ function errorHandler(logger: Logger) {
       res.end();
       return;
     }
+    const retryAfterMs = matrixError.extra.retry_after_ms;
+    if (typeof retryAfterMs === "number") res.setHeader("Retry-After", String(Math.ceil(retryAfterMs / 1000)));
     res.status(matrixError.httpStatus).json(matrixError.toJSON());
   };
 }

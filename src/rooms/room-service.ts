@@ -1,9 +1,23 @@
-// The room service: the single writer of every room hosted here. STUB: being implemented (issue 3).
+// The room service: the single writer of every room hosted here (room-writer.ts) and the reads
+// clients make of rooms (room-queries.ts). Rooms whose hub is another server are written through
+// a HubLink (hub-link.ts), which the federation layer provides.
 import type { Logger } from "pino";
+import type { ProfilePropagator, SyncNotifier } from "../client-api/contracts.js";
+import { Errcode, MatrixError } from "../core/errors.js";
+import { isValidEventId, isValidUserId, serverNameOf } from "../core/identifiers.js";
+import type { JsonObject } from "../core/json.js";
+import { DEFAULT_ROOM_VERSION, getRoomVersion } from "../core/room-versions.js";
 import type { SigningKey } from "../core/signing.js";
+import { membershipOf, powerLevelsFrom } from "../auth-rules/index.js";
+import { buildLpdu, type EventDraft } from "../room-dag/index.js";
 import type { Storage } from "../storage/ports.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
-import type { ProfilePropagator, SyncNotifier } from "../client-api/contracts.js";
+import { planRoomCreation, type CreateRoomRequest } from "./create-room.js";
+import { EventDecorator, type Viewer } from "./event-decorator.js";
+import type { HubLink } from "./hub-link.js";
+import { RoomQueries } from "./room-queries.js";
+import { RoomWriter, type EventRequest, type PlacedEvent, type RoomHead } from "./room-writer.js";
+import { TransactionEchoes } from "./transaction-echoes.js";
 
 export interface RoomServiceDeps {
   serverName: string;
@@ -13,10 +27,359 @@ export interface RoomServiceDeps {
   notifier: SyncNotifier;
   logger: Logger;
   now: () => number;
+  /** Sends to rooms hosted elsewhere; absent until federation exists. */
+  hubLink?: HubLink;
+  /** Shared with the sync engine so the sending device sees `transaction_id`. */
+  transactions?: TransactionEchoes;
 }
 
-export interface RoomService extends ProfilePropagator {}
-
-export function createRoomService(_deps: RoomServiceDeps): RoomService {
-  return { profileChanged: async () => undefined };
+/** Who asks: a user and, for transaction IDs, the device. */
+export interface Sender {
+  userId: string;
+  deviceId: string;
 }
+
+export type MembershipAction = "invite" | "kick" | "ban" | "unban";
+
+export interface RoomService extends ProfilePropagator {
+  readonly queries: RoomQueries;
+  readonly decorator: EventDecorator;
+  createRoom(sender: Sender, request: CreateRoomRequest): Promise<{ roomId: string }>;
+  /** Sends a message or state event; with `txnId`, idempotent per (user, device, txnId). */
+  sendEvent(sender: Sender, roomId: string, event: { type: string; stateKey?: string; content: JsonObject }, txnId?: string): Promise<{ eventId: string }>;
+  redact(sender: Sender, roomId: string, targetEventId: string, reason: string | undefined, txnId: string): Promise<{ eventId: string }>;
+  join(sender: Sender, roomIdOrAlias: string, reason?: string): Promise<{ roomId: string }>;
+  leave(sender: Sender, roomId: string, reason?: string): Promise<void>;
+  knock(sender: Sender, roomIdOrAlias: string, reason?: string): Promise<{ roomId: string }>;
+  /** invite, kick, ban, unban of `target` by `sender`. */
+  changeMembership(sender: Sender, roomId: string, action: MembershipAction, target: string, reason?: string): Promise<void>;
+  forget(sender: Sender, roomId: string): Promise<void>;
+  putReceipt(sender: Sender, roomId: string, receiptType: string, eventId: string, threadId: string | null): Promise<void>;
+  setReadMarkers(sender: Sender, roomId: string, markers: { fullyRead?: string; read?: string; readPrivate?: string }): Promise<void>;
+}
+
+const RECEIPT_TYPES: ReadonlySet<string> = new Set(["m.read", "m.read.private"]);
+
+export function createRoomService(deps: RoomServiceDeps): RoomService {
+  const { storage, streams, notifier, serverName, logger, now } = deps;
+  const writer = new RoomWriter(deps);
+  const echoes = deps.transactions ?? new TransactionEchoes();
+  const decorator = new EventDecorator(storage, echoes, now);
+  const queries = new RoomQueries(storage, streams, decorator);
+
+  function notifyPlaced(roomId: string, placed: PlacedEvent[]): void {
+    const last = placed[placed.length - 1];
+    if (!last) return;
+    notifier.notifyRoom(roomId, last.streamPos);
+    // Membership changes also concern users not (yet) watching the room: invitees, joiners.
+    const targets = placed.filter((p) => p.event.pdu.type === "m.room.member" && p.event.pdu.state_key !== undefined).map((p) => p.event.pdu.state_key as string);
+    if (targets.length > 0) notifier.notifyUsers(targets, last.streamPos);
+  }
+
+  async function requireHead(roomId: string): Promise<RoomHead> {
+    const head = await writer.head(roomId);
+    if (!head) throw new MatrixError(Errcode.NOT_FOUND, 404, `Unknown room ${roomId}`);
+    return head;
+  }
+
+  /**
+   * Appends under the room's lock; rooms hosted elsewhere go through the hub link. `duplicateOf`
+   * runs under the lock first: an event ID it returns means the request was already served.
+   */
+  async function append(
+    roomId: string,
+    requests: EventRequest[],
+    options: {
+      persistExtra?: Parameters<RoomWriter["appendLocked"]>[2];
+      afterCommit?: (head: RoomHead, placed: PlacedEvent[]) => void;
+      duplicateOf?: () => Promise<string | undefined>;
+    } = {},
+  ): Promise<{ placed: PlacedEvent[]; duplicate?: string }> {
+    // Remote-hub rooms leave the lock with `remote` set and are sent outside it.
+    const result = await writer.withRoom(roomId, async (): Promise<{ placed: PlacedEvent[]; duplicate?: string; remote?: RoomHead }> => {
+      const duplicate = await options.duplicateOf?.();
+      if (duplicate !== undefined) return { placed: [], duplicate };
+      const head = await requireHead(roomId);
+      if (!writer.isHostedHere(head)) return { placed: [], remote: head };
+      const placed = await writer.appendLocked(head, requests, options.persistExtra);
+      options.afterCommit?.(head, placed);
+      return { placed };
+    });
+    if (result.remote !== undefined) return sendThroughHub(result.remote, requests);
+    notifyPlaced(roomId, result.placed);
+    return result;
+  }
+
+  /**
+   * LM participant path (LM draft "Sending Events"): the LPDU goes to the room's hub, which
+   * orders, completes and fans it out; the federation layer stores the echo and wakes syncs.
+   */
+  async function sendThroughHub(head: RoomHead, requests: EventRequest[]): Promise<{ placed: PlacedEvent[] }> {
+    const request = requests[0];
+    if (!deps.hubLink || requests.length !== 1 || request === undefined || request.check !== undefined) {
+      throw new MatrixError(Errcode.FORBIDDEN, 403, `Room ${head.roomId} is hosted by ${head.hubServer}; sending through a remote hub is not available yet`);
+    }
+    const draft: EventDraft = { room_id: head.roomId, type: request.type, sender: request.sender, content: request.content, origin_server_ts: now() };
+    if (request.stateKey !== undefined) draft.state_key = request.stateKey;
+    const lpdu = buildLpdu(draft, head.hubServer, { serverName, key: deps.signingKey }, head.rules);
+    const echo = await deps.hubLink.sendLpdu(head.hubServer, lpdu);
+    return { placed: [{ event: { eventId: echo.eventId, pdu: echo.pdu }, roomSeq: echo.roomSeq, streamPos: echo.streamPos }] };
+  }
+
+  async function profileContent(userId: string): Promise<JsonObject> {
+    const user = serverNameOf(userId) === serverName ? await storage.accounts.getUser(userId) : undefined;
+    const content: JsonObject = {};
+    if (user?.displayname) content.displayname = user.displayname;
+    if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
+    return content;
+  }
+
+  async function resolveRoom(roomIdOrAlias: string): Promise<string> {
+    if (roomIdOrAlias.startsWith("!")) return roomIdOrAlias;
+    if (roomIdOrAlias.startsWith("#")) {
+      const alias = await storage.aliases.get(roomIdOrAlias);
+      if (!alias) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room alias ${roomIdOrAlias} not found`);
+      return alias.roomId;
+    }
+    throw new MatrixError(Errcode.INVALID_PARAM, 400, `${roomIdOrAlias} is neither a room ID nor a room alias`);
+  }
+
+  async function sendMembership(sender: Sender, roomId: string, target: string, content: JsonObject): Promise<void> {
+    await append(roomId, [{ type: "m.room.member", stateKey: target, content, sender: sender.userId }]);
+  }
+
+  function withReason(content: JsonObject, reason: string | undefined): JsonObject {
+    return reason === undefined ? content : { ...content, reason };
+  }
+
+  const service: RoomService = {
+    queries,
+    decorator,
+
+    async createRoom(sender, request) {
+      const roomVersion = request.roomVersion ?? DEFAULT_ROOM_VERSION;
+      const rules = getRoomVersion(roomVersion);
+      // Only room versions whose auth rules are implemented can be hosted.
+      if (!rules || rules.authRules !== "linearized") {
+        throw new MatrixError(Errcode.UNSUPPORTED_ROOM_VERSION, 400, `Room version ${JSON.stringify(roomVersion)} is not supported`);
+      }
+      for (const invitee of request.invite) {
+        if (serverNameOf(invitee) !== serverName) throw new MatrixError(Errcode.FORBIDDEN, 403, `Inviting ${invitee} needs federation, which is not available yet`);
+      }
+      const alias = request.roomAliasName === undefined ? undefined : `#${request.roomAliasName}:${serverName}`;
+      if (alias !== undefined && (await storage.aliases.get(alias))) throw new MatrixError(Errcode.ROOM_IN_USE, 400, `Room alias ${alias} is already in use`);
+      const inviteeProfiles = new Map<string, JsonObject>();
+      for (const invitee of request.invite) inviteeProfiles.set(invitee, await profileContent(invitee));
+      const plan = planRoomCreation(request, {
+        creator: sender.userId,
+        roomVersion,
+        creatorProfile: await profileContent(sender.userId),
+        inviteeProfiles,
+        ...(alias === undefined ? {} : { alias }),
+      });
+      const roomId = writer.newRoomId();
+      const placed = await writer.createRoom(
+        { roomId, roomVersion, creator: sender.userId, isPublic: request.visibility === "public", createdTs: now() },
+        plan.createContent,
+        plan.events.map((e) => ({ type: e.type, stateKey: e.stateKey, content: e.content, sender: sender.userId })),
+        async (tx) => {
+          if (alias !== undefined && !(await tx.aliases.create(alias, roomId, sender.userId))) {
+            throw new MatrixError(Errcode.ROOM_IN_USE, 400, `Room alias ${alias} is already in use`);
+          }
+        },
+      );
+      notifyPlaced(roomId, placed);
+      logger.info({ room_id: roomId, creator: sender.userId, events: placed.length }, "room created");
+      return { roomId };
+    },
+
+    async sendEvent(sender, roomId, event, txnId) {
+      if (txnId !== undefined) {
+        const existing = await storage.clientTxns.get(sender.userId, sender.deviceId, txnId);
+        if (existing !== undefined) return { eventId: existing };
+      }
+      if (event.type === "m.room.create") throw new MatrixError(Errcode.FORBIDDEN, 403, "m.room.create cannot be sent into an existing room");
+      if (event.type === "m.room.redaction" && event.stateKey === undefined) {
+        const redacts = event.content.redacts;
+        if (typeof redacts !== "string") throw new MatrixError(Errcode.BAD_JSON, 400, "m.room.redaction needs content.redacts");
+        return service.redact(sender, roomId, redacts, typeof event.content.reason === "string" ? event.content.reason : undefined, txnId ?? `redact-${now()}`);
+      }
+      const { placed, duplicate } = await append(
+        roomId,
+        [{ type: event.type, ...(event.stateKey === undefined ? {} : { stateKey: event.stateKey }), content: event.content, sender: sender.userId }],
+        txnId === undefined
+          ? {}
+          : {
+              // Checked again under the lock: two concurrent requests with one txnId send once.
+              duplicateOf: () => storage.clientTxns.get(sender.userId, sender.deviceId, txnId),
+              persistExtra: (tx, placed) => tx.clientTxns.put(sender.userId, sender.deviceId, txnId, (placed[0] as PlacedEvent).event.eventId, now()),
+              afterCommit: (_head, placed) => echoes.remember((placed[0] as PlacedEvent).event.eventId, sender.userId, sender.deviceId, txnId),
+            },
+      );
+      return { eventId: duplicate ?? (placed[0] as PlacedEvent).event.eventId };
+    },
+
+    async redact(sender, roomId, targetEventId, reason, txnId) {
+      const existing = await storage.clientTxns.get(sender.userId, sender.deviceId, txnId);
+      if (existing !== undefined) return { eventId: existing };
+      if (!isValidEventId(targetEventId)) throw new MatrixError(Errcode.INVALID_PARAM, 400, `${targetEventId} is not an event ID`);
+      const target = await storage.events.getEvent(targetEventId);
+      if (!target || target.roomId !== roomId) throw new MatrixError(Errcode.NOT_FOUND, 404, `Event ${targetEventId} not found in ${roomId}`);
+      const content: JsonObject = { redacts: targetEventId };
+      if (reason !== undefined) content.reason = reason;
+      let redactedPdu = target.pdu;
+      const { placed, duplicate } = await append(
+        roomId,
+        [
+          {
+            type: "m.room.redaction",
+            content,
+            sender: sender.userId,
+            // LM auth rules have no redaction rule: the original sender, or power >= `redact`.
+            check: (state) => {
+              if (target.pdu.sender === sender.userId) return undefined;
+              const levels = powerLevelsFrom(state);
+              const needed = levels.actionLevel("redact");
+              const has = levels.userLevel(sender.userId);
+              return has >= needed ? undefined : new MatrixError(Errcode.FORBIDDEN, 403, `Redacting others' events requires power level ${needed}, you have ${has}`);
+            },
+          },
+        ],
+        {
+          duplicateOf: () => storage.clientTxns.get(sender.userId, sender.deviceId, txnId),
+          persistExtra: async (tx, placed) => {
+          const redaction = (placed[0] as PlacedEvent).event;
+          const head = await requireHead(roomId);
+          redactedPdu = writer.redactedCopy(head, { eventId: target.eventId, pdu: target.pdu });
+          if (target.redactedBy === null) await tx.events.redactEvent(target.eventId, redaction.eventId, redactedPdu);
+          await tx.clientTxns.put(sender.userId, sender.deviceId, txnId, redaction.eventId, now());
+          },
+          afterCommit: (head, placed) => {
+            writer.applyRedactionToHead(head, target.eventId, redactedPdu);
+            echoes.remember((placed[0] as PlacedEvent).event.eventId, sender.userId, sender.deviceId, txnId);
+          },
+        },
+      );
+      return { eventId: duplicate ?? (placed[0] as PlacedEvent).event.eventId };
+    },
+
+    async join(sender, roomIdOrAlias, reason) {
+      const roomId = await resolveRoom(roomIdOrAlias);
+      const head = await writer.head(roomId);
+      if (!head) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room ${roomIdOrAlias} is not known here (joining over federation is not available yet)`);
+      const profile = await profileContent(sender.userId);
+      const current = writer.stateView(head).get("m.room.member", sender.userId)?.pdu.content;
+      // Joining again with the same profile changes nothing: no new event.
+      if (current?.membership === "join" && current.displayname === profile.displayname && current.avatar_url === profile.avatar_url) return { roomId };
+      await sendMembership(sender, roomId, sender.userId, withReason({ ...profile, membership: "join" }, reason));
+      return { roomId };
+    },
+
+    async leave(sender, roomId, reason) {
+      const head = await requireHead(roomId);
+      const membership = membershipOf(writer.stateView(head), sender.userId);
+      if (membership === "leave") return;
+      if (membership === "ban") throw new MatrixError(Errcode.FORBIDDEN, 403, `${sender.userId} is banned from ${roomId}`);
+      await sendMembership(sender, roomId, sender.userId, withReason({ membership: "leave" }, reason));
+    },
+
+    async knock(sender, roomIdOrAlias, reason) {
+      const roomId = await resolveRoom(roomIdOrAlias);
+      if (!(await writer.head(roomId))) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room ${roomIdOrAlias} is not known here`);
+      await sendMembership(sender, roomId, sender.userId, withReason({ ...(await profileContent(sender.userId)), membership: "knock" }, reason));
+      return { roomId };
+    },
+
+    async changeMembership(sender, roomId, action, target, reason) {
+      if (!isValidUserId(target)) throw new MatrixError(Errcode.INVALID_PARAM, 400, `${target} is not a user ID`);
+      const head = await requireHead(roomId);
+      const targetMembership = membershipOf(writer.stateView(head), target);
+      let content: JsonObject;
+      switch (action) {
+        case "invite":
+          if (serverNameOf(target) !== serverName) throw new MatrixError(Errcode.FORBIDDEN, 403, `Inviting ${target} needs federation, which is not available yet`);
+          if (targetMembership === "invite") return;
+          content = { ...(await profileContent(target)), membership: "invite" };
+          break;
+        case "kick":
+          if (targetMembership !== "join" && targetMembership !== "invite" && targetMembership !== "knock") {
+            throw new MatrixError(Errcode.FORBIDDEN, 403, `${target} is not in the room (membership ${targetMembership})`);
+          }
+          content = { membership: "leave" };
+          break;
+        case "ban":
+          content = { membership: "ban" };
+          break;
+        case "unban":
+          if (targetMembership !== "ban") throw new MatrixError(Errcode.FORBIDDEN, 403, `${target} is not banned`);
+          content = { membership: "leave" };
+          break;
+      }
+      await sendMembership(sender, roomId, target, withReason(content, reason));
+    },
+
+    async forget(sender, roomId) {
+      const head = await requireHead(roomId);
+      const membership = membershipOf(writer.stateView(head), sender.userId);
+      if (membership === "join" || membership === "invite" || membership === "knock") {
+        throw new MatrixError(Errcode.UNKNOWN, 400, `${sender.userId} is still in room ${roomId} (membership ${membership}); leave it first`);
+      }
+      // Nothing is kept per forgotten room yet: left rooms only appear in incremental syncs.
+    },
+
+    async putReceipt(sender, roomId, receiptType, eventId, threadId) {
+      if (receiptType === "m.fully_read") return service.setReadMarkers(sender, roomId, { fullyRead: eventId });
+      if (!RECEIPT_TYPES.has(receiptType)) throw new MatrixError(Errcode.INVALID_PARAM, 400, `Unknown receipt type ${receiptType}`);
+      await queries.requireJoined(sender.userId, roomId);
+      await queries.getVisibleEvent(sender, roomId, eventId);
+      const streamPos = await streams.withPositions(1, async ([pos]) => {
+        await storage.transaction((tx) => tx.receipts.put({ roomId, userId: sender.userId, receiptType, threadId, eventId, ts: now(), streamPos: pos as number }));
+        return pos as number;
+      });
+      notifier.notifyRoom(roomId, streamPos);
+    },
+
+    async setReadMarkers(sender, roomId, markers) {
+      await queries.requireJoined(sender.userId, roomId);
+      for (const eventId of [markers.fullyRead, markers.read, markers.readPrivate]) {
+        if (eventId !== undefined) await queries.getVisibleEvent(sender, roomId, eventId);
+      }
+      const receipts: Array<[string, string]> = [];
+      if (markers.read !== undefined) receipts.push(["m.read", markers.read]);
+      if (markers.readPrivate !== undefined) receipts.push(["m.read.private", markers.readPrivate]);
+      const count = receipts.length + (markers.fullyRead === undefined ? 0 : 1);
+      if (count === 0) return;
+      const last = await streams.withPositions(count, async (positions) => {
+        await storage.transaction(async (tx) => {
+          let i = 0;
+          if (markers.fullyRead !== undefined) await tx.accountData.put(sender.userId, roomId, "m.fully_read", { event_id: markers.fullyRead }, positions[i++] as number);
+          for (const [receiptType, eventId] of receipts) {
+            await tx.receipts.put({ roomId, userId: sender.userId, receiptType, threadId: null, eventId, ts: now(), streamPos: positions[i++] as number });
+          }
+        });
+        return positions[positions.length - 1] as number;
+      });
+      if (markers.fullyRead !== undefined) notifier.notifyUsers([sender.userId], last);
+      if (receipts.length > 0) notifier.notifyRoom(roomId, last);
+    },
+
+    async profileChanged(userId, profile) {
+      const memberships = await storage.events.getMembershipsOfUser(userId);
+      for (const [roomId, membership] of memberships) {
+        if (membership !== "join") continue;
+        const content: JsonObject = { membership: "join" };
+        if (profile.displayname !== null) content.displayname = profile.displayname;
+        if (profile.avatarUrl !== null) content.avatar_url = profile.avatarUrl;
+        try {
+          await append(roomId, [{ type: "m.room.member", stateKey: userId, content, sender: userId }]);
+        } catch (error) {
+          // One room refusing (e.g. a power-level quirk) must not stop the others.
+          logger.warn({ err: error, room_id: roomId, user_id: userId }, "profile change not propagated");
+        }
+      }
+    },
+  };
+  return service;
+}
+
+export type { CreateRoomRequest, Viewer };

@@ -112,6 +112,7 @@ export interface EventsRepo {
   createRoom(room: RoomRow): Promise<void>;
   getRoom(roomId: string): Promise<RoomRow | undefined>;
   setRoomPublic(roomId: string, isPublic: boolean): Promise<void>;
+  /** Published rooms ordered by room ID; `since` is the room ID of the previous page's last room. */
   listPublicRooms(options: { limit: number; since?: string }): Promise<RoomRow[]>;
 
   /**
@@ -123,9 +124,16 @@ export interface EventsRepo {
   getEvent(eventId: string): Promise<StoredEvent | undefined>;
   /** The last event of a room (highest roomSeq), if any. */
   getLastEvent(roomId: string): Promise<StoredEvent | undefined>;
-  /** Events of a room with from < roomSeq <= to (or the reverse order), at most `limit`. */
+  /**
+   * Events of a room with afterSeq < roomSeq < beforeSeq (both bounds exclusive, each optional),
+   * ascending for "forward", descending for "backward", at most `limit`. This is the log itself:
+   * soft-failed events are included (flagged `softFailed`); timelines must skip them.
+   */
   getRoomEvents(roomId: string, options: { afterSeq?: number; beforeSeq?: number; direction: "forward" | "backward"; limit: number }): Promise<StoredEvent[]>;
-  /** Events of the given rooms with fromPos < streamPos <= toPos, ascending. */
+  /**
+   * Events of the given rooms with fromPos < streamPos <= toPos, ascending: the latest
+   * `limitPerRoom` of each room (a sync timeline), soft-failed events excluded.
+   */
   getEventsInStreamRange(roomIds: string[], fromPos: number, toPos: number, limitPerRoom: number): Promise<StoredEvent[]>;
   /** Marks `eventId` redacted by `redactionId` and stores its redacted copy. */
   redactEvent(eventId: string, redactionId: string, redactedPdu: Pdu): Promise<void>;
@@ -141,7 +149,10 @@ export interface EventsRepo {
   getMembershipsOfUser(userId: string): Promise<Map<string, string>>;
   /** User IDs with the given current membership in a room. */
   getMembers(roomId: string, membership?: string): Promise<string[]>;
-  /** Rooms where a user's membership changed with fromPos < streamPos <= toPos. */
+  /**
+   * Rooms where a user's membership changed with fromPos < streamPos <= toPos: every change
+   * (a room may appear several times), ascending by streamPos; soft-failed events excluded.
+   */
   getMembershipChanges(userId: string, fromPos: number, toPos: number): Promise<Array<{ roomId: string; membership: string; streamPos: number; eventId: string }>>;
 }
 
@@ -204,7 +215,10 @@ export interface ToDeviceMessage {
 
 export interface ToDeviceRepo {
   add(messages: ToDeviceMessage[]): Promise<void>;
-  /** Messages for the device with streamPos <= toPos, ascending, at most `limit`. */
+  /**
+   * Messages for the device with streamPos <= toPos, ascending, at most `limit`. Give each
+   * message its own position: `deleteUpTo` the last one returned must not drop unreturned ones.
+   */
   getPending(userId: string, deviceId: string, toPos: number, limit: number): Promise<ToDeviceMessage[]>;
   /** Deletes messages the device has acknowledged by syncing past them. */
   deleteUpTo(userId: string, deviceId: string, streamPos: number): Promise<void>;
@@ -227,6 +241,7 @@ export interface OneTimeKeyRow {
 export interface KeysRepo {
   putDeviceKeys(userId: string, deviceId: string, keys: JsonObject, streamPos: number): Promise<void>;
   getDeviceKeys(userIds: string[]): Promise<Array<{ userId: string; deviceId: string; keys: JsonObject }>>;
+  /** Keys whose ID the device already uploaded are ignored (the first upload is kept). */
   addOneTimeKeys(keys: OneTimeKeyRow[]): Promise<void>;
   /** Replaces the device's fallback key for that algorithm. */
   setFallbackKey(key: OneTimeKeyRow): Promise<void>;
@@ -241,6 +256,12 @@ export interface KeysRepo {
   claimKey(userId: string, deviceId: string, algorithm: string): Promise<OneTimeKeyRow | undefined>;
   /** Users whose device keys changed with fromPos < streamPos <= toPos. */
   getDeviceListChanges(userIds: string[], fromPos: number, toPos: number): Promise<string[]>;
+  /**
+   * Records a device-list change of the user at `streamPos` without new keys (devices deleted
+   * or logged out), so that getDeviceListChanges reports it (Client-Server API `/keys/changes`:
+   * removed devices count as changes).
+   */
+  markDeviceListChanged(userId: string, streamPos: number): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -261,7 +282,11 @@ export type StorageTx = StorageRepos;
 
 export interface Storage extends StorageRepos {
   readonly engine: "sqlite" | "postgres";
-  /** Runs `work` in one database transaction: all of it commits, or none of it. */
+  /**
+   * Runs `work` in one database transaction: all of it commits, or none of it. `work` must use
+   * only the `tx` it is given: on SQLite the pool has one connection, which the transaction holds,
+   * so a query on `Storage` itself would wait for it (until knex's acquire timeout).
+   */
   transaction<T>(work: (tx: StorageTx) => Promise<T>): Promise<T>;
   /** The highest stream position stored in any stream table (0 for an empty database). */
   maxStreamPos(): Promise<number>;

@@ -9,6 +9,7 @@ import pino from "pino";
 import { nativeEd25519 } from "../../src/core/ed25519.js";
 import { startHomeserver, type Homeserver, type HomeserverSettings } from "../../src/app/homeserver.js";
 import type { DatabaseSettings } from "../../src/storage/index.js";
+import { dropPostgresSchema } from "./postgres.js";
 
 export interface TestServerOptions {
   serverName?: string;
@@ -71,12 +72,15 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     async close() {
       await homeserver.close();
       rmSync(dataDir, { recursive: true, force: true });
+      if (database.engine === "postgres" && database.schema) await dropPostgresSchema(database.url, database.schema);
     },
     async request(method, path, { body, token, rawBody } = {}) {
       const headers: Record<string, string> = {};
       if (token) headers.authorization = `Bearer ${token}`;
       if (body !== undefined || rawBody !== undefined) headers["content-type"] = "application/json";
-      const response = await fetch(baseUrl + path, { method, headers, body: rawBody ?? (body === undefined ? undefined : JSON.stringify(body)) });
+      const init = { method, headers, body: rawBody ?? (body === undefined ? undefined : JSON.stringify(body)) };
+      // After restart() a pooled keep-alive socket may point at the stopped server: retry once.
+      const response = await fetch(baseUrl + path, init).catch(() => fetch(baseUrl + path, init));
       const text = await response.text();
       let parsed: unknown = text;
       try {

@@ -1,15 +1,81 @@
-// The sync engine and its notifier. STUB: being implemented (issue 3).
+// The sync engine (Client-Server API GET /sync): long-polls that wake within milliseconds of a
+// relevant change, and the typing tracker whose changes are part of sync.
+//
+// A request computes the response for (since, visible]; when it is empty and `timeout` allows, it
+// waits on the user's key and the keys of the rooms they are in (notifier.ts), then computes
+// again. The waiter is registered before computing, so a change that commits meanwhile still
+// wakes it.
 import type { Logger } from "pino";
+import { EventDecorator } from "../../rooms/event-decorator.js";
+import { TransactionEchoes } from "../../rooms/transaction-echoes.js";
 import type { Storage } from "../../storage/ports.js";
 import type { StreamTracker } from "../../storage/stream-tracker.js";
 import type { SyncNotifier } from "../contracts.js";
+import { buildSyncResponse, type SyncRequest } from "./build-response.js";
+import { roomKey, SyncWaiters, userKey } from "./notifier.js";
+import { TypingTracker } from "./typing.js";
+import type { JsonObject } from "../../core/json.js";
+
+/** Longest a sync is held, whatever `timeout` the client asks for. */
+export const MAX_SYNC_TIMEOUT_MS = 60_000;
 
 export interface SyncEngine {
   readonly notifier: SyncNotifier;
+  readonly typing: TypingTracker;
+  /** Shared with the room service: the sending device sees `transaction_id` on its events. */
+  readonly transactions: TransactionEchoes;
+  readonly decorator: EventDecorator;
+  /** One /sync: returns at once when there is something new, else waits up to `timeoutMs`. */
+  sync(request: SyncRequest, timeoutMs: number, signal: AbortSignal): Promise<JsonObject>;
   /** Ends every waiting long-poll (graceful shutdown). */
   close(): void;
 }
 
-export function createSyncEngine(_deps: { storage: Storage; streams: StreamTracker; logger: Logger; now: () => number }): SyncEngine {
-  return { notifier: { notifyUsers: () => undefined, notifyRoom: () => undefined }, close: () => undefined };
+export function createSyncEngine(deps: { storage: Storage; streams: StreamTracker; logger: Logger; now: () => number }): SyncEngine {
+  const { storage, streams, now } = deps;
+  const waiters = new SyncWaiters(streams);
+  const typing = new TypingTracker(now, (roomId) => waiters.wakeKeys([roomKey(roomId)]));
+  const transactions = new TransactionEchoes();
+  const decorator = new EventDecorator(storage, transactions, now);
+  const readers = { storage, decorator, typing };
+  let closed = false;
+
+  return {
+    notifier: waiters,
+    typing,
+    transactions,
+    decorator,
+    async sync(request, timeoutMs, signal) {
+      const deadline = now() + Math.min(timeoutMs, MAX_SYNC_TIMEOUT_MS);
+      for (;;) {
+        const memberships = await storage.events.getMembershipsOfUser(request.userId);
+        const keys = [userKey(request.userId), ...[...memberships.keys()].map(roomKey)];
+        const remaining = deadline - now();
+        const controller = new AbortController();
+        const onAbort = (): void => controller.abort();
+        signal.addEventListener("abort", onAbort, { once: true });
+        // Registered before computing: a change committed while computing still wakes it.
+        const woken = remaining > 0 && !closed ? waiters.wait(keys, remaining, controller.signal) : undefined;
+        try {
+          const toPos = streams.visible;
+          const typingSerial = typing.currentSerial;
+          const { body, empty } = await buildSyncResponse(readers, request, toPos, typingSerial);
+          if (!empty || woken === undefined || signal.aborted || closed) return body;
+          await woken;
+          if (signal.aborted || closed || now() >= deadline) {
+            // One last look, so a change that woke us at the deadline is not lost.
+            return (await buildSyncResponse(readers, request, streams.visible, typing.currentSerial)).body;
+          }
+        } finally {
+          controller.abort();
+          signal.removeEventListener("abort", onAbort);
+        }
+      }
+    },
+    close() {
+      closed = true;
+      waiters.close();
+      typing.close();
+    },
+  };
 }

@@ -1,0 +1,259 @@
+// npm run bench:client — Client-Server API load on loopback against a started server (issue
+// "Homeserver"): 50 users in 10 rooms (5 each) send messages while each holds a long-polling
+// /sync open. The server runs as its own process (the built `bobbin start`), so its RSS is its own.
+//
+//   idle:       everyone registered, joined and long-polling; RSS after a short settle
+//   throughput: every user sends back to back for THROUGHPUT_S seconds -> sends/s, send latency
+//   delivery:   an open loop of DELIVERY_RATE sends/s -> time from send until each other member's
+//               sync returns the message (p99 over all deliveries)
+//
+// Prints a table per engine, then one JSON line per engine: PostgreSQL first (when reachable),
+// SQLite last.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+
+const USERS = 50;
+const ROOMS = 10;
+const THROUGHPUT_S = Number(process.env.BENCH_THROUGHPUT_S ?? 10);
+const DELIVERY_S = Number(process.env.BENCH_DELIVERY_S ?? 10);
+const DELIVERY_RATE = Number(process.env.BENCH_DELIVERY_RATE ?? 200);
+
+// Node's fetch keeps connections alive and opens as many per origin as requests need, so the 50
+// long-polls and the senders each get their own socket.
+
+interface User {
+  userId: string;
+  token: string;
+  roomId: string;
+}
+
+interface Result {
+  engine: "sqlite" | "postgres";
+  sends_per_s: number;
+  p50_send_ms: number;
+  p99_send_ms: number;
+  p99_delivery_ms: number;
+  idle_rss_mb: number;
+  load_rss_mb: number;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round((kb / 1024) * 10) / 10;
+}
+
+const percentile = (sorted: number[], p: number): number =>
+  sorted.length === 0 ? NaN : Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 10) / 10;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function startServer(dir: string, port: number, database: string): Promise<ChildProcess> {
+  const config = join(dir, "bobbin.yaml");
+  writeFileSync(
+    config,
+    [
+      "server_name: bench.localhost",
+      "listeners:",
+      `  - { host: 127.0.0.1, port: ${port} }`,
+      `data_dir: ${dir}`,
+      database,
+      "registration: { enabled: true, allow_guests: false }",
+      "log_level: warn",
+      "rate_limits:",
+      "  login: { per_second: 100000, burst: 100000 }",
+      "  register: { per_second: 100000, burst: 100000 }",
+      "  message: { per_second: 100000, burst: 100000 }",
+      "",
+    ].join("\n"),
+  );
+  const child = spawn(process.execPath, ["dist/main.js", "start", "--config", config], { stdio: ["ignore", "inherit", "inherit"] });
+  for (let i = 0; i < 200; i++) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/_matrix/client/versions`);
+      if (response.ok) return child;
+    } catch {
+      // not listening yet
+    }
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    await sleep(100);
+  }
+  child.kill("SIGKILL");
+  throw new Error("server did not start");
+}
+
+async function runEngine(engine: "sqlite" | "postgres", postgresUrl?: string): Promise<Result> {
+  const dir = mkdtempSync(join(tmpdir(), "bobbin-bench-"));
+  const port = await freePort();
+  const schema = `bench_${process.pid}_${Date.now()}`;
+  const database = engine === "sqlite" ? "database: { engine: sqlite }" : `database: { engine: postgres, url: "${postgresUrl}", schema: ${schema} }`;
+  const child = await startServer(dir, port, database);
+  const base = `http://127.0.0.1:${port}/_matrix/client/v3`;
+  let stopping = false;
+
+  async function api(method: string, path: string, token?: string, body?: unknown): Promise<any> {
+    // `any`: the bench reads a few fields of arbitrary Matrix responses.
+    const response = await fetch(base + path, {
+      method,
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await response.json();
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+
+  try {
+    // Setup: users, rooms (public, 5 members each).
+    const users: User[] = [];
+    for (let i = 0; i < USERS; i++) {
+      const username = `user${i}`;
+      const password = "bench password";
+      let session: string | undefined;
+      const first = await fetch(`${base}/register`, { method: "POST", body: JSON.stringify({ username, password }) });
+      session = ((await first.json()) as { session?: string }).session;
+      const registered = await api("POST", "/register", undefined, { username, password, auth: { type: "m.login.dummy", session } });
+      users.push({ userId: registered.user_id, token: registered.access_token, roomId: "" });
+    }
+    const roomIds: string[] = [];
+    for (let r = 0; r < ROOMS; r++) {
+      const created = await api("POST", "/createRoom", users[r]!.token, { preset: "public_chat", name: `bench ${r}` });
+      roomIds.push(created.room_id);
+    }
+    for (let i = 0; i < USERS; i++) {
+      const roomId = roomIds[i % ROOMS]!;
+      users[i]!.roomId = roomId;
+      if (i >= ROOMS) await api("POST", `/join/${encodeURIComponent(roomId)}`, users[i]!.token, {});
+    }
+
+    // Every user long-polls; deliveries are timed against the send's start.
+    const sentAt = new Map<string, number>();
+    const deliveries: number[] = [];
+    let measuringDelivery = false;
+    const filter = encodeURIComponent(JSON.stringify({ room: { timeline: { limit: 50 } }, presence: { types: [] } }));
+    // A sync failing while we measure fails the benchmark; once `stopping`, failures are the shutdown.
+    let loopError: unknown;
+    users.forEach(async (user) => {
+      try {
+        let since = (await api("GET", `/sync?filter=${filter}&timeout=0`, user.token)).next_batch as string;
+        while (!stopping) {
+          const body = await api("GET", `/sync?filter=${filter}&timeout=30000&since=${encodeURIComponent(since)}`, user.token);
+          const now = performance.now();
+          since = body.next_batch;
+          for (const room of Object.values<any>(body.rooms?.join ?? {})) {
+            for (const event of room.timeline?.events ?? []) {
+              const id = event.content?.bench_id;
+              if (measuringDelivery && typeof id === "string" && event.sender !== user.userId && sentAt.has(id)) deliveries.push(now - sentAt.get(id)!);
+            }
+          }
+        }
+      } catch (error) {
+        if (!stopping) loopError ??= error;
+      }
+    });
+    await sleep(2000);
+    const idleRss = rssMb(child.pid!);
+
+    // Throughput: closed loop, every user sends back to back.
+    let peakRss = idleRss;
+    const rssSampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(child.pid!))), 250);
+    const sendLatencies: number[] = [];
+    let txn = 0;
+    const send = async (user: User, content: Record<string, unknown>): Promise<number> => {
+      const started = performance.now();
+      await api("PUT", `/rooms/${encodeURIComponent(user.roomId)}/send/m.room.message/t${txn++}`, user.token, content);
+      return performance.now() - started;
+    };
+    const throughputEnd = performance.now() + THROUGHPUT_S * 1000;
+    const throughputStart = performance.now();
+    await Promise.all(
+      users.map(async (user) => {
+        while (performance.now() < throughputEnd) sendLatencies.push(await send(user, { msgtype: "m.text", body: "load" }));
+      }),
+    );
+    const sendsPerS = sendLatencies.length / ((performance.now() - throughputStart) / 1000);
+    await sleep(1000);
+
+    // Delivery: an open loop at DELIVERY_RATE sends/s.
+    measuringDelivery = true;
+    const inFlight: Promise<number>[] = [];
+    const total = DELIVERY_RATE * DELIVERY_S;
+    const startedAt = performance.now();
+    for (let i = 0; i < total; i++) {
+      const due = startedAt + (i * 1000) / DELIVERY_RATE;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      const id = `d${i}`;
+      sentAt.set(id, performance.now());
+      inFlight.push(send(users[i % USERS]!, { msgtype: "m.text", body: "delivery", bench_id: id }));
+    }
+    await Promise.all(inFlight);
+    const expected = total * (USERS / ROOMS - 1);
+    for (let i = 0; i < 100 && deliveries.length < expected; i++) await sleep(50);
+    clearInterval(rssSampler);
+    if (deliveries.length < expected) console.warn(`${engine}: only ${deliveries.length} of ${expected} deliveries arrived`);
+
+    if (loopError !== undefined) throw loopError;
+    const sortedSends = [...sendLatencies].sort((a, b) => a - b);
+    const sortedDeliveries = [...deliveries].sort((a, b) => a - b);
+    stopping = true;
+    return {
+      engine,
+      sends_per_s: Math.round(sendsPerS),
+      p50_send_ms: percentile(sortedSends, 50),
+      p99_send_ms: percentile(sortedSends, 99),
+      p99_delivery_ms: percentile(sortedDeliveries, 99),
+      idle_rss_mb: idleRss,
+      load_rss_mb: peakRss,
+    };
+  } finally {
+    stopping = true;
+    child.kill("SIGTERM");
+    await new Promise((resolve) => child.once("exit", resolve));
+    rmSync(dir, { recursive: true, force: true });
+    if (engine === "postgres" && postgresUrl) {
+      const client = new pg.Client({ connectionString: postgresUrl });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await client.end();
+    }
+  }
+}
+
+async function reachablePostgres(): Promise<string | undefined> {
+  const url = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/test";
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    return url;
+  } catch {
+    console.warn(`PostgreSQL not reachable at ${url}: PostgreSQL run skipped`);
+    return undefined;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+const results: Result[] = [];
+const postgresUrl = await reachablePostgres();
+if (postgresUrl) results.push(await runEngine("postgres", postgresUrl));
+results.push(await runEngine("sqlite"));
+console.log(`users: ${USERS}, rooms: ${ROOMS}, throughput ${THROUGHPUT_S}s closed loop, delivery ${DELIVERY_S}s at ${DELIVERY_RATE}/s, node ${process.version}`);
+console.table(Object.fromEntries(results.map((r) => [r.engine, { ...r, engine: undefined }])));
+for (const result of results) console.log(JSON.stringify(result));

@@ -1,0 +1,217 @@
+// The configuration file's JSON Schema: the single source of truth for what a key means, its type
+// and its default. config.ts validates against it, `bobbin generate-config` writes its comments
+// from it and docs/config.md is generated from it (config-docs.ts), so a key is added here only.
+//
+// Keys are snake_case like Synapse's homeserver.yaml. `default` is applied by the validator;
+// `defaultText` (an annotation, not validated) describes defaults computed from other keys.
+
+/** The file after validation and defaults, before paths are resolved (config.ts does that). */
+export interface ConfigFile {
+  server_name: string;
+  listeners: Array<{ host: string; port: number }>;
+  data_dir: string;
+  database: {
+    engine: "sqlite" | "postgres";
+    path?: string;
+    url?: string;
+    pool_size?: number;
+    schema?: string;
+  };
+  signing_key_path?: string;
+  signing_key_backend: "native" | "noble";
+  registration: { enabled: boolean; allow_guests: boolean };
+  rate_limits: Record<RateLimitBucket, { per_second: number; burst: number }>;
+  log_level: LogLevel;
+  limits: { max_request_bytes: number; max_upload_bytes: number };
+}
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The actions the Client-Server API rate-limits, per user or per client address. */
+export const RATE_LIMIT_BUCKETS = ["login", "register", "message"] as const;
+export type RateLimitBucket = (typeof RATE_LIMIT_BUCKETS)[number];
+
+/** A node of the schema as this project writes it (a subset of JSON Schema draft-07). */
+export interface SchemaNode {
+  type?: "object" | "array" | "string" | "integer" | "number" | "boolean";
+  description?: string;
+  default?: unknown;
+  defaultText?: string;
+  /** Example values; generate-config shows the first, commented out, for keys it leaves unset. */
+  examples?: unknown[];
+  properties?: Record<string, SchemaNode>;
+  required?: string[];
+  additionalProperties?: boolean;
+  items?: SchemaNode;
+  enum?: readonly string[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  minItems?: number;
+  minLength?: number;
+  pattern?: string;
+  format?: string;
+  allOf?: SchemaNode[];
+  if?: SchemaNode;
+  then?: SchemaNode;
+  const?: unknown;
+  not?: SchemaNode;
+}
+
+/** Fails whatever the value: marks a key that is not allowed in a branch of `if`/`then`. */
+const forbidden: SchemaNode = { not: {} };
+
+// Synapse's defaults for rc_login, rc_registration and rc_message.
+const rateLimitDefaults: Record<RateLimitBucket, { per_second: number; burst: number; what: string }> = {
+  login: { per_second: 0.17, burst: 3, what: "Login attempts." },
+  register: { per_second: 0.17, burst: 3, what: "Registration attempts." },
+  message: { per_second: 0.2, burst: 10, what: "Messages and other room events sent." },
+};
+
+function rateLimitBucket(bucket: RateLimitBucket): SchemaNode {
+  const { per_second, burst, what } = rateLimitDefaults[bucket];
+  return {
+    type: "object",
+    description: what,
+    additionalProperties: false,
+    default: {},
+    properties: {
+      per_second: { type: "number", exclusiveMinimum: 0, default: per_second, description: "Sustained rate: requests allowed per second once the burst is used up." },
+      burst: { type: "integer", minimum: 1, default: burst, description: "Requests allowed at once before the sustained rate applies." },
+    },
+  };
+}
+
+export const configSchema: SchemaNode = {
+  type: "object",
+  additionalProperties: false,
+  required: ["server_name"],
+  properties: {
+    server_name: {
+      type: "string",
+      format: "server-name",
+      description:
+        "The server's name: the part after the colon in user IDs (`@alice:example.org`) and room IDs. " +
+        "A host name with an optional port. It cannot be changed once users and rooms exist.",
+    },
+    listeners: {
+      type: "array",
+      minItems: 1,
+      default: [{ host: "127.0.0.1", port: 8008 }],
+      description:
+        "Where Bobbin listens for HTTP. Every listener serves both the Client-Server API and the Federation API. " +
+        "Production federation needs HTTPS: put a reverse proxy in front (the default host, 127.0.0.1, suits that), " +
+        "or set host to 0.0.0.0 to listen on every interface.",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["port"],
+        properties: {
+          host: { type: "string", minLength: 1, default: "127.0.0.1", description: "Address to bind: an IPv4 or IPv6 address or a host name." },
+          port: { type: "integer", minimum: 0, maximum: 65535, description: "TCP port. 0 picks a free port (for tests)." },
+        },
+      },
+    },
+    data_dir: {
+      type: "string",
+      minLength: 1,
+      default: "./data",
+      description:
+        "Directory for the server's files: the SQLite database and the signing key unless their paths are set. " +
+        "Created on first start. A relative path is relative to the directory of the configuration file.",
+    },
+    database: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      description: "The database. SQLite needs nothing else; PostgreSQL suits larger servers and several processes.",
+      properties: {
+        engine: { type: "string", enum: ["sqlite", "postgres"], default: "sqlite", description: "`sqlite` or `postgres`. The `DATABASE_URL` environment variable forces `postgres`." },
+        path: { type: "string", minLength: 1, examples: ["/var/lib/bobbin/homeserver.db"], defaultText: "`<data_dir>/homeserver.db`", description: "SQLite only: the database file. Relative to the configuration file's directory." },
+        url: {
+          type: "string",
+          pattern: "^postgres(ql)?://",
+          examples: ["postgres://bobbin:secret@localhost:5432/bobbin"],
+          defaultText: "none (required for `postgres`)",
+          description: "PostgreSQL only: connection URL, `postgres://user:password@host:5432/database`. Overridden by `DATABASE_URL`.",
+        },
+        pool_size: { type: "integer", minimum: 1, examples: [10], defaultText: "`10`", description: "PostgreSQL only: most connections the server opens." },
+        schema: {
+          type: "string",
+          pattern: "^[a-z_][a-z0-9_]*$",
+          examples: ["bobbin"],
+          defaultText: "`public`",
+          description: "PostgreSQL only: the schema holding Bobbin's tables (created if missing).",
+        },
+      },
+      allOf: [
+        // `url` without `engine: postgres` is almost always a forgotten engine: say so rather than ignore it.
+        {
+          if: { properties: { engine: { const: "sqlite" } } },
+          then: { properties: { url: forbidden, pool_size: forbidden, schema: forbidden } },
+        },
+        { if: { properties: { engine: { const: "postgres" } }, required: ["engine"] }, then: { required: ["url"], properties: { path: forbidden } } },
+      ],
+    },
+    signing_key_path: {
+      type: "string",
+      minLength: 1,
+      defaultText: "`<data_dir>/<server_name>.signing.key`",
+      examples: ["/etc/bobbin/signing.key"],
+      description:
+        "The server's Ed25519 signing key, in Synapse's format (so keys move between Synapse and Bobbin). " +
+        "Generated on first start if the file does not exist. Keep it secret and back it up: " +
+        "other servers remember it. Relative to the configuration file's directory.",
+    },
+    signing_key_backend: {
+      type: "string",
+      enum: ["native", "noble"],
+      default: "native",
+      description: "Ed25519 implementation: `native` (node:crypto, fast) or `noble` (@noble/ed25519, pure JavaScript).",
+    },
+    registration: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      description: "Who may create accounts through the Client-Server API. `bobbin register-user` works either way.",
+      properties: {
+        enabled: { type: "boolean", default: false, description: "Open registration: anyone who can reach the server may create an account." },
+        allow_guests: { type: "boolean", default: false, description: "Allow guest accounts (`kind=guest`)." },
+      },
+    },
+    rate_limits: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      description: "Token-bucket rate limits per action. Requests over the limit get 429 `M_LIMIT_EXCEEDED`.",
+      properties: Object.fromEntries(RATE_LIMIT_BUCKETS.map((bucket) => [bucket, rateLimitBucket(bucket)])),
+    },
+    log_level: {
+      type: "string",
+      enum: LOG_LEVELS,
+      default: "info",
+      description: "Least severe log level written. Logs are JSON lines on standard output.",
+    },
+    limits: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      description: "Size limits.",
+      properties: {
+        max_request_bytes: {
+          type: "integer",
+          minimum: 1024,
+          default: 1048576,
+          description: "Largest JSON request body accepted, in bytes; larger requests get 413 `M_TOO_LARGE`.",
+        },
+        max_upload_bytes: {
+          type: "integer",
+          minimum: 1024,
+          default: 52428800,
+          description: "Largest media upload, in bytes. Reserved for the media repository, which is not implemented yet.",
+        },
+      },
+    },
+  },
+};

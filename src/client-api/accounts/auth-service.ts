@@ -1,0 +1,164 @@
+// Accounts, passwords and access tokens. Access tokens carry 256 random bits and are stored only
+// as their SHA-256 (hex); passwords only as scrypt hashes (passwords.ts).
+import { createHash, randomBytes, randomInt } from "node:crypto";
+import { Errcode, MatrixError } from "../../core/errors.js";
+import type { Storage } from "../../storage/ports.js";
+import type { Requester, TokenAuthenticator } from "../http.js";
+import { createDecoyHash, hashPassword, MAX_PASSWORD_LENGTH, verifyPassword, type ScryptParams } from "./passwords.js";
+import { generateLocalpart, localpartOfUsername } from "./usernames.js";
+
+/** Registration, login, tokens and devices; also what the CLI's register-user uses. */
+export interface AuthService extends TokenAuthenticator {
+  /** Creates an account (open registration or not: callers decide policy). Throws M_USER_IN_USE / M_INVALID_USERNAME. */
+  registerUser(options: { localpart: string; password: string | null; admin?: boolean; guest?: boolean; appserviceId?: string }): Promise<{ userId: string }>;
+  /** A new device (or an existing one by ID) with a fresh access token. */
+  createSession(userId: string, options?: { deviceId?: string; initialDeviceDisplayName?: string }): Promise<{ accessToken: string; deviceId: string }>;
+  /** Registers an account under a generated localpart (guests, registrations without a username). */
+  registerGeneratedUser(options: { password: string | null; guest?: boolean }): Promise<{ userId: string }>;
+  /** Whether `localpart` (already validated) is free. */
+  isLocalpartAvailable(localpart: string): Promise<boolean>;
+  /**
+   * The `m.login.password` check of login and UIA: resolves when `password` is the user's,
+   * 403 M_USER_DEACTIVATED for a deactivated account, 403 M_FORBIDDEN otherwise (unknown user,
+   * no password, wrong password: the same answer, after the same work).
+   */
+  checkPassword(userId: string, password: string): Promise<void>;
+  /** Replaces the user's password hash (null: no password login). */
+  setPassword(userId: string, password: string | null): Promise<void>;
+}
+
+/** Device last-seen times are written at most this often per device. */
+const LAST_SEEN_INTERVAL_MS = 60_000;
+const MAX_TRACKED_DEVICES = 10_000;
+
+export function hashAccessToken(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/** `syt_` and 256 random bits, URL-safe: the prefix lets secret scanners recognise the token. */
+function generateAccessToken(): string {
+  return `syt_${randomBytes(32).toString("base64url")}`;
+}
+
+const DEVICE_ID_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/** Ten capital letters; they fit the LM device ID grammar (device IDs double as key versions). */
+function generateDeviceId(): string {
+  let id = "";
+  for (let i = 0; i < 10; i++) id += DEVICE_ID_LETTERS[randomInt(DEVICE_ID_LETTERS.length)];
+  return id;
+}
+
+export function createAuthService(deps: { storage: Storage; now: () => number; serverName: string; scrypt?: ScryptParams }): AuthService {
+  const { storage, now, serverName } = deps;
+  /** `userId \0 deviceId` -> last time last-seen was written. */
+  const lastSeenWritten = new Map<string, number>();
+  let decoyHash: Promise<string> | undefined;
+
+  async function noteLastSeen(userId: string, deviceId: string, ip: string): Promise<void> {
+    const at = now();
+    const key = `${userId}\u0000${deviceId}`;
+    const written = lastSeenWritten.get(key);
+    if (written !== undefined && at - written < LAST_SEEN_INTERVAL_MS) return;
+    if (lastSeenWritten.size >= MAX_TRACKED_DEVICES) {
+      for (const [k, ts] of lastSeenWritten) if (at - ts >= LAST_SEEN_INTERVAL_MS) lastSeenWritten.delete(k);
+      if (lastSeenWritten.size >= MAX_TRACKED_DEVICES) lastSeenWritten.clear();
+    }
+    lastSeenWritten.set(key, at);
+    await storage.accounts.updateDevice(userId, deviceId, { lastSeenTs: at, lastSeenIp: ip || null });
+  }
+
+  async function createUser(localpart: string, password: string | null, flags: { admin?: boolean; guest?: boolean; appserviceId?: string }) {
+    if (password !== null && password.length > MAX_PASSWORD_LENGTH) {
+      throw new MatrixError(Errcode.INVALID_PARAM, 400, `Passwords may be at most ${MAX_PASSWORD_LENGTH} characters`);
+    }
+    const passwordHash = password === null ? null : await hashPassword(password, deps.scrypt);
+    const userId = `@${localpart}:${serverName}`;
+    await storage.transaction(async (tx) => {
+      if (await tx.accounts.getUserByLocalpart(localpart)) throw new MatrixError(Errcode.USER_IN_USE, 400, "User ID already taken");
+      await tx.accounts.createUser({
+        userId,
+        localpart,
+        passwordHash,
+        isAdmin: flags.admin ?? false,
+        isGuest: flags.guest ?? false,
+        deactivated: false,
+        displayname: flags.guest ? null : localpart,
+        avatarUrl: null,
+        createdTs: now(),
+        appserviceId: flags.appserviceId ?? null,
+      });
+    });
+    return { userId };
+  }
+
+  return {
+    async authenticate(accessToken, request): Promise<Requester | undefined> {
+      const tokenHash = hashAccessToken(accessToken);
+      const token = await storage.accounts.getAccessToken(tokenHash);
+      if (!token || (token.expiresTs !== null && token.expiresTs <= now())) return undefined;
+      const user = await storage.accounts.getUser(token.userId);
+      if (!user || user.deactivated) return undefined;
+      await noteLastSeen(token.userId, token.deviceId, request.ip);
+      return { userId: user.userId, deviceId: token.deviceId, isGuest: user.isGuest, isAdmin: user.isAdmin, tokenHash };
+    },
+
+    registerUser(options) {
+      return createUser(localpartOfUsername(options.localpart, serverName), options.password, options);
+    },
+
+    async registerGeneratedUser(options) {
+      // 10^12 localparts: a collision is rare; retry a few times rather than fail.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await createUser(generateLocalpart(), options.password, options);
+        } catch (error) {
+          if (attempt >= 4 || !(error instanceof MatrixError) || error.errcode !== Errcode.USER_IN_USE) throw error;
+        }
+      }
+    },
+
+    async isLocalpartAvailable(localpart) {
+      return (await storage.accounts.getUserByLocalpart(localpart)) === undefined;
+    },
+
+    async createSession(userId, options = {}) {
+      const deviceId = options.deviceId ?? generateDeviceId();
+      const accessToken = generateAccessToken();
+      const at = now();
+      await storage.transaction(async (tx) => {
+        if (!(await tx.accounts.getDevice(userId, deviceId))) {
+          await tx.accounts.upsertDevice({
+            userId,
+            deviceId,
+            displayName: options.initialDeviceDisplayName ?? null,
+            lastSeenTs: at,
+            lastSeenIp: null,
+            createdTs: at,
+          });
+        }
+        await tx.accounts.createAccessToken({ tokenHash: hashAccessToken(accessToken), userId, deviceId, createdTs: at, expiresTs: null });
+      });
+      return { accessToken, deviceId };
+    },
+
+    async checkPassword(userId, password) {
+      const user = await storage.accounts.getUser(userId);
+      if (user?.deactivated) throw new MatrixError(Errcode.USER_DEACTIVATED, 403, "This account has been deactivated");
+      // Unknown users and users without a password cost one scrypt too, so that timing does
+      // not tell which user IDs exist.
+      decoyHash ??= createDecoyHash(deps.scrypt);
+      const stored = user?.passwordHash ?? (await decoyHash);
+      const matches = await verifyPassword(password, stored);
+      if (!user || user.passwordHash === null || !matches) throw new MatrixError(Errcode.FORBIDDEN, 403, "Invalid username or password");
+    },
+
+    async setPassword(userId, password) {
+      if (password !== null && password.length > MAX_PASSWORD_LENGTH) {
+        throw new MatrixError(Errcode.INVALID_PARAM, 400, `Passwords may be at most ${MAX_PASSWORD_LENGTH} characters`);
+      }
+      const passwordHash = password === null ? null : await hashPassword(password, deps.scrypt);
+      await storage.transaction((tx) => tx.accounts.updateUser(userId, { passwordHash }));
+    },
+  };
+}

@@ -1,0 +1,43 @@
+// Profiles (Client-Server API "Profiles"): display name and avatar URL of local users. A change
+// is handed to the ProfilePropagator, which updates the user's membership events.
+import { Errcode, MatrixError } from "../../core/errors.js";
+import type { ClientApiContext, ProfilePropagator } from "../contracts.js";
+
+export type ProfileField = "displayname" | "avatar_url";
+
+export interface Profile {
+  displayname?: string;
+  avatar_url?: string;
+}
+
+export interface Profiles {
+  getProfile(userId: string): Promise<Profile>;
+  setField(userId: string, field: ProfileField, value: string | null): Promise<void>;
+}
+
+export function createProfiles(ctx: ClientApiContext, propagator: ProfilePropagator): Profiles {
+  async function localUser(userId: string) {
+    const user = await ctx.storage.accounts.getUser(userId);
+    // Remote profiles need federation queries, which this area does not make (yet).
+    if (!user || user.deactivated) throw new MatrixError(Errcode.NOT_FOUND, 404, "Profile not found");
+    return user;
+  }
+
+  return {
+    async getProfile(userId) {
+      const user = await localUser(userId);
+      return {
+        ...(user.displayname !== null ? { displayname: user.displayname } : {}),
+        ...(user.avatarUrl !== null ? { avatar_url: user.avatarUrl } : {}),
+      };
+    },
+
+    async setField(userId, field, value) {
+      const user = await localUser(userId);
+      const changes = field === "displayname" ? { displayname: value } : { avatarUrl: value };
+      await ctx.storage.transaction((tx) => tx.accounts.updateUser(userId, changes));
+      const profile = { displayname: user.displayname, avatarUrl: user.avatarUrl, ...changes };
+      await propagator.profileChanged(userId, profile);
+    },
+  };
+}

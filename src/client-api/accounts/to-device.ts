@@ -1,0 +1,60 @@
+// Send-to-device messaging (Client-Server API "Send-to-Device messaging"). Messages to local
+// devices go to their inboxes, one stream position each; a retried transaction ID is answered
+// without sending again. Remote recipients need federation EDUs (not here yet): they are skipped.
+import type { Logger } from "pino";
+import { serverNameOf } from "../../core/identifiers.js";
+import type { JsonObject } from "../../core/json.js";
+import type { ToDeviceMessage } from "../../storage/ports.js";
+import type { ClientApiContext } from "../contracts.js";
+import type { Requester } from "../http.js";
+
+export interface ToDevice {
+  send(requester: Requester, eventType: string, txnId: string, messages: Map<string, Map<string, JsonObject>>, log: Logger): Promise<void>;
+}
+
+/** Transaction IDs share ClientTxnsRepo with room sends; a prefix keeps the two apart. */
+const TXN_PREFIX = "m.send_to_device:";
+/** What ClientTxnsRepo records for a completed to-device transaction (it stores an event ID slot). */
+const TXN_DONE = "sent";
+
+export function createToDevice(ctx: ClientApiContext): ToDevice {
+  const { storage } = ctx;
+  return {
+    async send(requester, eventType, txnId, messages, log) {
+      const txnKey = TXN_PREFIX + txnId;
+      if ((await storage.clientTxns.get(requester.userId, requester.deviceId, txnKey)) !== undefined) return;
+
+      const targets: Array<{ userId: string; deviceId: string; content: JsonObject }> = [];
+      for (const [userId, devices] of messages) {
+        if (serverNameOf(userId) !== ctx.serverName) {
+          log.info({ user_id: userId, type: eventType }, "to-device message for a remote user dropped: federation not available");
+          continue;
+        }
+        const known = await storage.accounts.listDevices(userId);
+        const knownIds = new Set(known.map((d) => d.deviceId));
+        for (const [deviceId, content] of devices) {
+          // `*` addresses every device of the user.
+          const ids = deviceId === "*" ? [...knownIds] : knownIds.has(deviceId) ? [deviceId] : [];
+          for (const id of ids) targets.push({ userId, deviceId: id, content });
+        }
+      }
+
+      const lastPos = await ctx.streams.withPositions(targets.length, async (positions) => {
+        const rows: ToDeviceMessage[] = targets.map((t, i) => ({
+          streamPos: positions[i]!,
+          userId: t.userId,
+          deviceId: t.deviceId,
+          sender: requester.userId,
+          type: eventType,
+          content: t.content,
+        }));
+        await storage.transaction(async (tx) => {
+          if (rows.length > 0) await tx.toDevice.add(rows);
+          await tx.clientTxns.put(requester.userId, requester.deviceId, txnKey, TXN_DONE, ctx.now());
+        });
+        return positions.length > 0 ? positions[positions.length - 1]! : undefined;
+      });
+      if (lastPos !== undefined) ctx.notifier.notifyUsers(new Set(targets.map((t) => t.userId)), lastPos);
+    },
+  };
+}

@@ -1,0 +1,283 @@
+// Computes one /sync response (Client-Server API "Syncing") for the stream window
+// (since, to]: joined, invited, knocked and left rooms, account data, to-device messages,
+// device-list changes and one-time key counts. Pure reads; the engine decides when to run it.
+import type { JsonObject } from "../../core/json.js";
+import { STRIPPED_STATE_TYPES, toStrippedState } from "../../rooms/client-event.js";
+import { eventMatches, roomMatches, typeMatches, type RoomEventFilter } from "../../rooms/event-filter.js";
+import type { EventDecorator } from "../../rooms/event-decorator.js";
+import { formatRoomToken, formatSyncToken, type SyncToken } from "../../rooms/tokens.js";
+import { filterVisibleEvents } from "../../rooms/visibility.js";
+import type { Storage, StoredEvent } from "../../storage/ports.js";
+import { DEFAULT_TIMELINE_LIMIT, type SyncFilter } from "./filter.js";
+import type { TypingTracker } from "./typing.js";
+
+export interface SyncRequest {
+  userId: string;
+  deviceId: string;
+  since?: SyncToken;
+  filter: SyncFilter;
+  fullState: boolean;
+}
+
+export interface SyncReaders {
+  storage: Storage;
+  decorator: EventDecorator;
+  typing: TypingTracker;
+}
+
+const PAGE = 50;
+const MAX_SCAN = 1_000;
+const TO_DEVICE_LIMIT = 1_000;
+const MEMBER = "m.room.member";
+
+interface Timeline {
+  events: StoredEvent[];
+  limited: boolean;
+  /** Boundary before the first event returned (or scanned). */
+  prevBoundary: number;
+}
+
+/**
+ * The latest `limit` events of a room with afterPos < streamPos <= toPos that the user may see and
+ * the filter matches (ascending), read backward from the end of the log.
+ */
+async function latestEvents(readers: SyncReaders, userId: string, roomId: string, afterPos: number, toPos: number, limit: number, filter: RoomEventFilter): Promise<Timeline> {
+  const { storage } = readers;
+  const picked: StoredEvent[] = [];
+  let beforeSeq: number | undefined;
+  let prevBoundary = 0;
+  let scanned = 0;
+  let limited = false;
+  for (;;) {
+    const page = await storage.events.getRoomEvents(roomId, { direction: "backward", limit: PAGE, ...(beforeSeq === undefined ? {} : { beforeSeq }) });
+    const fresh = beforeSeq === undefined ? page : page.filter((e) => e.roomSeq < (beforeSeq as number));
+    if (fresh.length === 0) break;
+    beforeSeq = Math.min(...fresh.map((e) => e.roomSeq));
+    let reachedStart = false;
+    const run: StoredEvent[] = [];
+    for (const event of fresh) {
+      if (event.streamPos > toPos) continue;
+      if (event.streamPos <= afterPos) {
+        reachedStart = true;
+        break;
+      }
+      run.push(event);
+    }
+    if (run.length === 0 && !reachedStart) {
+      // Only events beyond `toPos` so far.
+      if (fresh.length < PAGE) break;
+      continue;
+    }
+    scanned += run.length;
+    const visible = new Set((await filterVisibleEvents(storage, roomId, userId, [...run].reverse())).map((e) => e.eventId));
+    for (const event of run) {
+      // One more event in the window than fits: the timeline has a gap.
+      if (picked.length >= limit) {
+        limited = true;
+        break;
+      }
+      prevBoundary = event.roomSeq;
+      if (!event.softFailed && visible.has(event.eventId) && eventMatches(filter, event.pdu)) picked.push(event);
+    }
+    if (limited || reachedStart || fresh.length < PAGE) break;
+    if (scanned >= MAX_SCAN) {
+      limited = true;
+      break;
+    }
+  }
+  picked.reverse();
+  return { events: picked, limited, prevBoundary };
+}
+
+export async function buildSyncResponse(readers: SyncReaders, request: SyncRequest, toPos: number, typingSerial: number): Promise<{ body: JsonObject; empty: boolean }> {
+  const { storage, decorator, typing } = readers;
+  const { userId, deviceId, filter } = request;
+  const initial = request.since === undefined;
+  const sincePos = Math.min(request.since?.streamPos ?? 0, toPos);
+  const sinceTyping = request.since?.typingSerial ?? 0;
+  const viewer = { userId, deviceId };
+  const timelineLimit = filter.timeline.limit ?? DEFAULT_TIMELINE_LIMIT;
+
+  const memberships = await storage.events.getMembershipsOfUser(userId);
+  const changes = initial ? [] : await storage.events.getMembershipChanges(userId, sincePos, toPos);
+  const changedRooms = new Map<string, typeof changes>();
+  for (const change of changes) {
+    const list = changedRooms.get(change.roomId) ?? [];
+    list.push(change);
+    changedRooms.set(change.roomId, list);
+  }
+  const wanted = (roomId: string): boolean => roomMatches({ notRooms: filter.notRooms, ...(filter.rooms ? { rooms: filter.rooms } : {}) }, roomId);
+
+  const accountData = await storage.accountData.getChanged(userId, sincePos, toPos);
+  const roomAccountData = new Map<string, Array<{ type: string; content: JsonObject }>>();
+  for (const entry of accountData) {
+    if (entry.roomId === null || !typeMatches(filter.roomAccountData.types, filter.roomAccountData.notTypes, entry.type)) continue;
+    const list = roomAccountData.get(entry.roomId) ?? [];
+    list.push({ type: entry.type, content: entry.content });
+    roomAccountData.set(entry.roomId, list);
+  }
+
+  const joinedIds = [...memberships].filter(([roomId, m]) => m === "join" && wanted(roomId)).map(([roomId]) => roomId);
+  const receipts = joinedIds.length > 0 ? await storage.receipts.getChanged(joinedIds, sincePos, toPos) : [];
+
+  const join: JsonObject = {};
+  const deviceListUsers = new Set<string>();
+  for (const roomId of joinedIds) {
+    const roomChanges = changedRooms.get(roomId) ?? [];
+    // Newly joined: the membership before the window was not join.
+    let newlyJoined = false;
+    const firstChange = roomChanges[0];
+    if (firstChange) {
+      const firstEvent = await storage.events.getEvent(firstChange.eventId);
+      const before = firstEvent ? await storage.events.getStateEventBefore(roomId, firstEvent.roomSeq, MEMBER, userId) : undefined;
+      newlyJoined = before?.pdu.content.membership !== "join";
+    }
+    const fromStart = initial || newlyJoined;
+    const fullState = fromStart || request.fullState;
+    const timeline = await latestEvents(readers, userId, roomId, fromStart ? 0 : sincePos, toPos, timelineLimit, filter.timeline);
+
+    let state: StoredEvent[] = [];
+    if (fullState || timeline.limited) {
+      const first = timeline.events[0];
+      const boundary = first ? first.roomSeq : await boundaryAt(storage, roomId, toPos);
+      state = await storage.events.getStateBefore(roomId, boundary);
+      if (!fullState) state = state.filter((event) => event.streamPos > sincePos);
+      state = state.filter((event) => eventMatches({ ...filter.state, senders: undefined, notSenders: [] } as RoomEventFilter, event.pdu) || (event.pdu.type === MEMBER && event.pdu.state_key === userId));
+      if (filter.state.lazyLoadMembers) {
+        const senders = new Set(timeline.events.map((e) => e.pdu.sender));
+        senders.add(userId);
+        state = state.filter((event) => event.pdu.type !== MEMBER || senders.has(event.pdu.state_key ?? ""));
+      }
+      const inTimeline = new Set(timeline.events.map((e) => e.eventId));
+      state = state.filter((event) => !inTimeline.has(event.eventId));
+    }
+
+    const ephemeral: JsonObject[] = [];
+    if ((initial || typing.changedSince(roomId, sinceTyping)) && typeMatches(filter.ephemeral.types, filter.ephemeral.notTypes, "m.typing")) {
+      const typingUsers = typing.typingIn(roomId);
+      if (!initial || typingUsers.length > 0) ephemeral.push({ type: "m.typing", content: { user_ids: typingUsers } });
+    }
+    const roomReceipts = receipts.filter((r) => r.roomId === roomId && (r.receiptType !== "m.read.private" || r.userId === userId));
+    if (roomReceipts.length > 0 && typeMatches(filter.ephemeral.types, filter.ephemeral.notTypes, "m.receipt")) {
+      const content: Record<string, Record<string, Record<string, JsonObject>>> = {};
+      for (const receipt of roomReceipts) {
+        const byType = (content[receipt.eventId] ??= {});
+        const byUser = (byType[receipt.receiptType] ??= {});
+        byUser[receipt.userId] = receipt.threadId === null ? { ts: receipt.ts } : { ts: receipt.ts, thread_id: receipt.threadId };
+      }
+      ephemeral.push({ type: "m.receipt", content: content as unknown as JsonObject });
+    }
+    const roomData = roomAccountData.get(roomId) ?? [];
+
+    for (const event of timeline.events) {
+      if (event.pdu.type === MEMBER && event.pdu.content.membership === "join" && event.pdu.state_key !== userId) deviceListUsers.add(event.pdu.state_key ?? "");
+    }
+    if (!fullState && timeline.events.length === 0 && state.length === 0 && ephemeral.length === 0 && roomData.length === 0) continue;
+
+    const entry: JsonObject = {
+      timeline: {
+        events: (await decorator.decorate(timeline.events, viewer)) as unknown as JsonObject[],
+        limited: timeline.limited,
+        prev_batch: formatRoomToken(timeline.events[0]?.roomSeq ?? timeline.prevBoundary),
+      },
+      state: { events: (await decorator.decorate(state, viewer, { prevContent: false })) as unknown as JsonObject[] },
+      ephemeral: { events: ephemeral },
+      account_data: { events: roomData as unknown as JsonObject[] },
+      unread_notifications: { highlight_count: 0, notification_count: 0 },
+    };
+    if (fullState || roomChanges.length > 0 || timeline.events.some((e) => e.pdu.type === MEMBER)) entry.summary = await summaryOf(storage, roomId, userId);
+    join[roomId] = entry;
+  }
+
+  const invite: JsonObject = {};
+  const knock: JsonObject = {};
+  const leave: JsonObject = {};
+  for (const [roomId, membership] of memberships) {
+    if (!wanted(roomId)) continue;
+    const changed = changedRooms.get(roomId);
+    if (membership === "invite" || membership === "knock") {
+      if (!initial && !changed) continue;
+      const strippedState = await strippedStateOf(storage, roomId, userId);
+      if (membership === "invite") invite[roomId] = { invite_state: { events: strippedState } };
+      else knock[roomId] = { knock_state: { events: strippedState } };
+    } else if (membership === "leave" || membership === "ban") {
+      if (initial ? !filter.includeLeave : !changed) continue;
+      const own = await storage.events.getCurrentStateEvent(roomId, MEMBER, userId);
+      if (!own || own.streamPos > toPos) continue;
+      // The timeline ends with the leave (or ban) event; the SDK needs it to see the room left.
+      const timeline = await latestEvents(readers, userId, roomId, initial ? 0 : sincePos, own.streamPos, timelineLimit, filter.timeline);
+      if (!timeline.events.some((e) => e.eventId === own.eventId)) timeline.events.push(own);
+      leave[roomId] = {
+        timeline: {
+          events: (await decorator.decorate(timeline.events, viewer)) as unknown as JsonObject[],
+          limited: timeline.limited,
+          prev_batch: formatRoomToken(timeline.events[0]?.roomSeq ?? timeline.prevBoundary),
+        },
+        state: { events: [] },
+        account_data: { events: (roomAccountData.get(roomId) ?? []) as unknown as JsonObject[] },
+      };
+    }
+  }
+
+  const globalData = accountData
+    .filter((entry) => entry.roomId === null && typeMatches(filter.accountData.types, filter.accountData.notTypes, entry.type))
+    .map((entry) => ({ type: entry.type, content: entry.content }));
+
+  if (!initial) await storage.toDevice.deleteUpTo(userId, deviceId, sincePos);
+  const toDevice = await storage.toDevice.getPending(userId, deviceId, toPos, TO_DEVICE_LIMIT);
+
+  let changedDevices: string[] = [];
+  if (!initial) {
+    const sharing = new Set<string>([userId]);
+    for (const roomId of [...memberships].filter(([, m]) => m === "join").map(([id]) => id)) {
+      for (const member of await storage.events.getMembers(roomId, "join")) sharing.add(member);
+    }
+    changedDevices = [...new Set([...(await storage.keys.getDeviceListChanges([...sharing], sincePos, toPos)), ...deviceListUsers])].filter((u) => u.length > 0);
+  }
+
+  const [otkCounts, fallbackTypes] = await Promise.all([storage.keys.countOneTimeKeys(userId, deviceId), storage.keys.unusedFallbackAlgorithms(userId, deviceId)]);
+
+  const roomsBody: JsonObject = { join, invite, leave, knock };
+  const body: JsonObject = {
+    next_batch: formatSyncToken({ streamPos: toPos, typingSerial }),
+    rooms: roomsBody,
+    account_data: { events: globalData as unknown as JsonObject[] },
+    to_device: { events: toDevice.map((m) => ({ sender: m.sender, type: m.type, content: m.content })) },
+    device_lists: { changed: changedDevices, left: [] },
+    device_one_time_keys_count: otkCounts,
+    device_unused_fallback_key_types: fallbackTypes,
+    presence: { events: [] },
+  };
+  const empty =
+    Object.keys(join).length + Object.keys(invite).length + Object.keys(leave).length + Object.keys(knock).length === 0 &&
+    globalData.length === 0 &&
+    toDevice.length === 0 &&
+    changedDevices.length === 0;
+  return { body, empty };
+}
+
+/** The boundary after the last event with streamPos <= toPos. */
+async function boundaryAt(storage: Storage, roomId: string, toPos: number): Promise<number> {
+  let beforeSeq: number | undefined;
+  for (;;) {
+    const page = await storage.events.getRoomEvents(roomId, { direction: "backward", limit: PAGE, ...(beforeSeq === undefined ? {} : { beforeSeq }) });
+    const fresh = beforeSeq === undefined ? page : page.filter((e) => e.roomSeq < (beforeSeq as number));
+    if (fresh.length === 0) return 0;
+    for (const event of fresh) if (event.streamPos <= toPos) return event.roomSeq + 1;
+    beforeSeq = Math.min(...fresh.map((e) => e.roomSeq));
+  }
+}
+
+async function strippedStateOf(storage: Storage, roomId: string, userId: string): Promise<JsonObject[]> {
+  const state = await storage.events.getCurrentState(roomId);
+  return state
+    .filter((event) => STRIPPED_STATE_TYPES.has(event.pdu.type) || (event.pdu.type === MEMBER && event.pdu.state_key === userId))
+    .map((event) => toStrippedState(event) as unknown as JsonObject);
+}
+
+/** Room summary (Client-Server API "Lazy-loading room members"): counts and up to five heroes. */
+async function summaryOf(storage: Storage, roomId: string, userId: string): Promise<JsonObject> {
+  const [joined, invited] = await Promise.all([storage.events.getMembers(roomId, "join"), storage.events.getMembers(roomId, "invite")]);
+  const heroes = [...joined, ...invited].filter((member) => member !== userId).sort().slice(0, 5);
+  return { "m.heroes": heroes, "m.joined_member_count": joined.length, "m.invited_member_count": invited.length };
+}

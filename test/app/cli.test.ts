@@ -1,0 +1,196 @@
+// The real `bobbin` command line in child processes: src/main.ts run through tsx, so the suite
+// needs no build. Every child gets a clean environment (no inherited DATABASE_URL/BOBBIN_CONFIG).
+import { spawn, type ChildProcess } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { loadConfig } from "../../src/app/config.js";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const mainTs = join(root, "src", "main.ts");
+const tsx = pathToFileURL(createRequire(join(root, "package.json")).resolve("tsx")).href;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function spawnBobbin(args: string[], options: { cwd: string; env?: Record<string, string> }): ChildProcess {
+  return spawn(process.execPath, ["--import", tsx, mainTs, ...args], {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH ?? "", HOME: options.cwd, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+function collect(child: ChildProcess): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk) => (stdout += String(chunk)));
+  child.stderr?.on("data", (chunk) => (stderr += String(chunk)));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+function bobbin(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<Run> {
+  return collect(spawnBobbin(args, options));
+}
+
+/** An expected failure: exactly one line on stderr, no stack trace. */
+function expectOneLineError(run: Run, text: string): void {
+  expect(run.code).toBe(1);
+  expect(run.stderr.trimEnd().split("\n")).toHaveLength(1);
+  expect(run.stderr).toContain(text);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "bobbin-cli-"));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function writeConfig(lines: string[]): string {
+  const path = join(dir, "bobbin.yaml");
+  writeFileSync(path, lines.join("\n") + "\n");
+  return path;
+}
+
+describe("usage", () => {
+  it("--help prints the usage and exits 2", async () => {
+    const run = await bobbin(["--help"], { cwd: dir });
+    expect(run.code).toBe(2);
+    expect(run.stdout).toContain("Usage: bobbin <command>");
+    for (const command of ["generate-config", "start", "register-user", "migrate"]) expect(run.stdout).toContain(command);
+  });
+
+  it.each([
+    [["frobnicate"], 'unknown command "frobnicate"'],
+    [["start", "--bogus"], "Unknown option '--bogus'"],
+    [["generate-config"], "--server-name is required"],
+    [["generate-config", "--server-name", "example.org", "--port", "http"], '--port "http" is not a port number'],
+    [["migrate", "extra"], "Unexpected argument 'extra'"],
+    [[], "Usage: bobbin"],
+  ])("%j exits 2 with the usage", async (args, message) => {
+    const run = await bobbin(args, { cwd: dir });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(message);
+    expect(run.stderr).toContain("Usage: bobbin <command>");
+  });
+});
+
+describe("generate-config", () => {
+  it("prints a commented configuration that loads with no edits", async () => {
+    const run = await bobbin(["generate-config", "--server-name", "chat.example.org:8448", "--port", "8448", "--data-dir", "state"], { cwd: dir });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toMatch(/^# Bobbin configuration for chat\.example\.org:8448/);
+    const path = join(dir, "generated.yaml");
+    writeFileSync(path, run.stdout);
+    const config = loadConfig(path, { cwd: "/", env: {} });
+    expect(config.serverName).toBe("chat.example.org:8448");
+    expect(config.listeners).toEqual([{ host: "127.0.0.1", port: 8448 }]);
+    expect(config.dataDir).toBe(join(dir, "state"));
+  });
+});
+
+describe("expected failures print one line and exit 1", () => {
+  it("a bad configuration names the key", async () => {
+    const path = writeConfig(["server_name: example.org", "registration:", "  enabled: maybe"]);
+    expectOneLineError(await bobbin(["start", "--config", path], { cwd: dir }), `bobbin: config error: ${path}: /registration/enabled must be boolean`);
+  });
+
+  it("a missing configuration file named by BOBBIN_CONFIG", async () => {
+    const missing = join(dir, "nowhere.yaml");
+    expectOneLineError(await bobbin(["migrate"], { cwd: dir, env: { BOBBIN_CONFIG: missing } }), `cannot read ${missing}: no such file`);
+  });
+
+  it("an unreadable signing key file", async () => {
+    writeFileSync(join(dir, "bad.key"), "ed25519 a_abcd AAAA\n");
+    const path = writeConfig(["server_name: example.org", "signing_key_path: bad.key", "listeners: [{port: 0}]"]);
+    expectOneLineError(await bobbin(["start", "--config", path], { cwd: dir }), `signing key file ${join(dir, "bad.key")} is not valid: line 1: seed is 3 bytes`);
+  });
+
+  it("an unreachable database", async () => {
+    const path = writeConfig(["server_name: example.org"]);
+    const run = await bobbin(["migrate", "--config", path], { cwd: dir, env: { DATABASE_URL: "postgres://bobbin:hunter2@127.0.0.1:1/bobbin" } });
+    expectOneLineError(run, "cannot open the database (PostgreSQL postgres://bobbin:***@127.0.0.1:1/bobbin)");
+    expect(run.stderr).not.toContain("hunter2");
+  }, 20_000);
+});
+
+describe("migrate and register-user on SQLite", () => {
+  it("migrate applies the migrations once", async () => {
+    const path = writeConfig(["server_name: example.org", "data_dir: state"]);
+    const first = await bobbin(["migrate", "--config", path], { cwd: dir });
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^applied \d+ migration\(s\): /);
+    expect(existsSync(join(dir, "state", "homeserver.db"))).toBe(true);
+    const second = await bobbin(["migrate", "--config", path], { cwd: dir });
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe("database is up to date\n");
+  });
+
+  it("register-user creates an account with registration closed, and refuses a taken name", async () => {
+    const path = writeConfig(["server_name: example.org", "registration: {enabled: false}"]);
+    const run = await bobbin(["register-user", "--config", path, "--user", "alice", "--password", "correct horse", "--admin"], { cwd: dir });
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe("@alice:example.org\n");
+    const again = await bobbin(["register-user", "--config", path, "--user", "alice", "--password", "other"], { cwd: dir });
+    expectOneLineError(again, "bobbin: cannot register alice:");
+    expect(again.stderr).toContain("M_USER_IN_USE");
+  });
+});
+
+describe("start", () => {
+  it("serves HTTP, generates and keeps the signing key, and exits 0 on SIGTERM", async () => {
+    const path = writeConfig(["server_name: example.org", "listeners: [{host: 127.0.0.1, port: 0}]", "log_level: debug"]);
+    const child = spawnBobbin(["start", "--config", path], { cwd: dir });
+    const done = collect(child);
+    const url = await new Promise<string>((resolve, reject) => {
+      let buffered = "";
+      child.stdout?.on("data", (chunk) => {
+        buffered += String(chunk);
+        for (const line of buffered.split("\n").slice(0, -1)) {
+          const entry = JSON.parse(line) as { msg?: string; url?: string };
+          if (entry.msg === "listening" && entry.url) resolve(entry.url);
+        }
+      });
+      child.on("exit", (code) => reject(new Error(`bobbin exited with ${code}`)));
+    });
+
+    const response = await fetch(`${url}/_matrix/client/versions`);
+    // 200 once the Client-Server API answers /versions; any answer is JSON either way.
+    expect([200, 404]).toContain(response.status);
+    expect(response.headers.get("content-type")).toMatch(/^application\/json/);
+    await response.json();
+
+    const keyPath = join(dir, "data", "example.org.signing.key");
+    const key = readFileSync(keyPath, "utf8");
+    expect(key).toMatch(/^ed25519 a_\w{4} /);
+
+    const started = Date.now();
+    child.kill("SIGTERM");
+    const run = await done;
+    expect(run.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const messages = run.stdout.split("\n").filter(Boolean).map((line) => (JSON.parse(line) as { msg: string }).msg);
+    expect(messages).toEqual(expect.arrayContaining(["starting", "generated a new signing key", "listening", "shutting down", "stopped"]));
+    expect(run.stderr).toBe("");
+    expect(readFileSync(keyPath, "utf8")).toBe(key);
+  }, 30_000);
+});
+
+describe("bin/bobbin.js", () => {
+  it("explains that dist/ must be built when it is missing", async () => {
+    mkdirSync(join(dir, "bin"));
+    copyFileSync(join(root, "bin", "bobbin.js"), join(dir, "bin", "bobbin.js"));
+    writeFileSync(join(dir, "package.json"), '{"type": "module"}');
+    const run = await collect(spawn(process.execPath, [join(dir, "bin", "bobbin.js"), "--help"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }));
+    expectOneLineError(run, "dist/main.js is missing; run `npm run build`");
+  });
+});

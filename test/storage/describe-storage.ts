@@ -1,0 +1,589 @@
+// The storage suite every engine runs (Dendrite's habit: one suite, every engine). Each test gets a
+// fresh database from the engine's fixture; `storage.test.ts` runs it once per engine.
+import { jest } from "@jest/globals";
+import { migrateDatabase, openStorage, type DatabaseSettings } from "../../src/storage/index.js";
+import type { Storage, StorageRepos } from "../../src/storage/ports.js";
+import {
+  alice,
+  bob,
+  carol,
+  createEvent,
+  memberEvent,
+  messageEvent,
+  nameEvent,
+  oneTimeKey,
+  pdu,
+  room,
+  RoomLog,
+  user,
+} from "./builders.js";
+
+export interface EngineFixture {
+  readonly engine: "sqlite" | "postgres";
+  /** Settings of a new, empty database, and how to remove it afterwards. */
+  newDatabase(): Promise<{ settings: DatabaseSettings; drop(): Promise<void> }>;
+}
+
+/** Runs the suite on `fixture`, or skips it (the caller has said why) when undefined. */
+export function describeStorage(name: string, fixture: EngineFixture | undefined): void {
+  (fixture ? describe : describe.skip)(`storage on ${name}`, () => {
+    jest.setTimeout(30_000);
+    let database: { settings: DatabaseSettings; drop(): Promise<void> };
+    let storage: Storage;
+    let lastPos: number;
+    const nextPos = (): number => ++lastPos;
+    const newRoom = async (roomId: string, repos: StorageRepos = storage): Promise<RoomLog> => {
+      await repos.events.createRoom(room(roomId));
+      return new RoomLog(roomId, nextPos);
+    };
+    const ids = (events: Array<{ eventId: string }>): string[] => events.map((e) => e.eventId);
+
+    beforeEach(async () => {
+      database = await fixture!.newDatabase();
+      storage = await openStorage(database.settings);
+      lastPos = 0;
+    });
+
+    afterEach(async () => {
+      await storage.close();
+      await database.drop();
+    });
+
+    describe("migrations and lifecycle", () => {
+      it("reports its engine and starts empty", async () => {
+        expect(storage.engine).toBe(fixture!.engine);
+        expect(await storage.maxStreamPos()).toBe(0);
+      });
+
+      it("applies migrations once: opening again and migrating again apply nothing", async () => {
+        await storage.close();
+        expect(await migrateDatabase(database.settings)).toEqual({ applied: [] });
+        storage = await openStorage(database.settings);
+        await storage.accounts.createUser(user(alice));
+        await storage.close();
+        storage = await openStorage(database.settings);
+        expect((await storage.accounts.getUser(alice))?.userId).toBe(alice);
+      });
+
+      it("migrateDatabase on an empty database applies the initial schema", async () => {
+        await storage.close();
+        await database.drop();
+        database = await fixture!.newDatabase();
+        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema"]);
+        storage = await openStorage(database.settings, { migrate: false });
+        expect(await storage.maxStreamPos()).toBe(0);
+      });
+
+      it("keeps everything across close and reopen (a restart)", async () => {
+        const log = await newRoom("!r:example.org");
+        await log.append(storage, [createEvent("!r:example.org"), memberEvent("!r:example.org", alice, "join")]);
+        await storage.accountData.put(alice, null, "m.direct", { a: 1 }, nextPos());
+        await storage.accounts.createUser(user(alice, { displayname: "Alice" }));
+        const before = await storage.maxStreamPos();
+        await storage.close();
+
+        storage = await openStorage(database.settings);
+        expect(await storage.maxStreamPos()).toBe(before);
+        expect(before).toBe(3);
+        expect((await storage.events.getLastEvent("!r:example.org"))?.roomSeq).toBe(1);
+        expect(await storage.events.getMembershipsOfUser(alice)).toEqual(new Map([["!r:example.org", "join"]]));
+        expect(await storage.accountData.get(alice, null, "m.direct")).toEqual({ a: 1 });
+        expect((await storage.accounts.getUser(alice))?.displayname).toBe("Alice");
+      });
+    });
+
+    describe("transactions", () => {
+      it("commits everything the work wrote", async () => {
+        await storage.transaction(async (tx) => {
+          await tx.accounts.createUser(user(alice));
+          const log = await newRoom("!r:example.org", tx);
+          await log.append(tx, [createEvent("!r:example.org")]);
+        });
+        expect(await storage.accounts.getUser(alice)).toBeDefined();
+        expect(await storage.events.getEvent("$r-0")).toBeDefined();
+      });
+
+      it("a failed transaction leaves nothing behind and returns the error", async () => {
+        const failure = storage.transaction(async (tx) => {
+          await tx.accounts.createUser(user(alice));
+          const log = await newRoom("!r:example.org", tx);
+          await log.append(tx, [createEvent("!r:example.org"), memberEvent("!r:example.org", alice, "join")]);
+          await tx.accountData.put(alice, null, "m.direct", {}, nextPos());
+          await tx.toDevice.add([{ streamPos: nextPos(), userId: alice, deviceId: "D", sender: bob, type: "m.x", content: {} }]);
+          throw new Error("boom");
+        });
+        await expect(failure).rejects.toThrow("boom");
+        expect(await storage.accounts.getUser(alice)).toBeUndefined();
+        expect(await storage.events.getRoom("!r:example.org")).toBeUndefined();
+        expect(await storage.events.getEvent("$r-0")).toBeUndefined();
+        expect(await storage.events.getMembershipsOfUser(alice)).toEqual(new Map());
+        expect(await storage.toDevice.getPending(alice, "D", 100, 10)).toEqual([]);
+        expect(await storage.maxStreamPos()).toBe(0);
+      });
+
+      it("returns the work's result", async () => {
+        expect(await storage.transaction(async (tx) => tx.filters.create(alice, { room: {} }))).toMatch(/^[0-9]+$/);
+      });
+    });
+
+    describe("rooms", () => {
+      it("creates rooms and pages the public directory by room ID", async () => {
+        for (const id of ["!c:x", "!a:x", "!b:x", "!d:x"]) await storage.events.createRoom(room(id, { isPublic: id !== "!d:x" }));
+        expect(await storage.events.getRoom("!a:x")).toEqual(room("!a:x", { isPublic: true }));
+        expect(await storage.events.getRoom("!nope:x")).toBeUndefined();
+        const page1 = await storage.events.listPublicRooms({ limit: 2 });
+        expect(page1.map((r) => r.roomId)).toEqual(["!a:x", "!b:x"]);
+        const page2 = await storage.events.listPublicRooms({ limit: 2, since: "!b:x" });
+        expect(page2.map((r) => r.roomId)).toEqual(["!c:x"]);
+        await storage.events.setRoomPublic("!d:x", true);
+        await storage.events.setRoomPublic("!a:x", false);
+        expect((await storage.events.listPublicRooms({ limit: 10 })).map((r) => r.roomId)).toEqual(["!b:x", "!c:x", "!d:x"]);
+      });
+    });
+
+    describe("the event log", () => {
+      it("appends in order and reads pages forward and backward", async () => {
+        const log = await newRoom("!r:x");
+        await log.append(storage, [createEvent("!r:x"), memberEvent("!r:x", alice, "join"), ...[1, 2, 3, 4].map((n) => messageEvent("!r:x", `m${n}`))]);
+        const last = await storage.events.getLastEvent("!r:x");
+        expect(last).toMatchObject({ eventId: "$r-5", roomId: "!r:x", roomSeq: 5, streamPos: 6, redactedBy: null, softFailed: false });
+        expect(last?.pdu).toEqual(messageEvent("!r:x", "m4"));
+
+        const forward = await storage.events.getRoomEvents("!r:x", { direction: "forward", limit: 3 });
+        expect(ids(forward)).toEqual(["$r-0", "$r-1", "$r-2"]);
+        const next = await storage.events.getRoomEvents("!r:x", { afterSeq: 2, direction: "forward", limit: 10 });
+        expect(ids(next)).toEqual(["$r-3", "$r-4", "$r-5"]);
+        const backward = await storage.events.getRoomEvents("!r:x", { direction: "backward", limit: 2 });
+        expect(ids(backward)).toEqual(["$r-5", "$r-4"]);
+        const window = await storage.events.getRoomEvents("!r:x", { afterSeq: 1, beforeSeq: 4, direction: "backward", limit: 10 });
+        expect(ids(window)).toEqual(["$r-3", "$r-2"]);
+        expect(await storage.events.getLastEvent("!empty:x")).toBeUndefined();
+      });
+
+      it("refuses a roomSeq that is not the room's next one, and stores nothing", async () => {
+        const log = await newRoom("!r:x");
+        await log.append(storage, [createEvent("!r:x")]);
+        const at = (roomSeq: number, eventId: string) => ({ eventId, pdu: messageEvent("!r:x", eventId), roomSeq, streamPos: nextPos() });
+        await expect(storage.events.appendEvent(at(0, "$dup"))).rejects.toThrow(/expects room_seq 1, got 0/);
+        await expect(storage.events.appendEvent(at(2, "$gap"))).rejects.toThrow(/expects room_seq 1, got 2/);
+        expect(await storage.events.getEvent("$dup")).toBeUndefined();
+        expect(await storage.events.getEvent("$gap")).toBeUndefined();
+        // The first event of another room must be seq 0.
+        await storage.events.createRoom(room("!s:x"));
+        await expect(storage.events.appendEvent({ ...at(1, "$s"), pdu: createEvent("!s:x") })).rejects.toThrow(/expects room_seq 0/);
+        await storage.events.appendEvent(at(1, "$ok"));
+        expect((await storage.events.getLastEvent("!r:x"))?.eventId).toBe("$ok");
+      });
+
+      it("answers the state before any seq (5-event room)", async () => {
+        const log = await newRoom("!r:x");
+        // seq 0 create, 1 join, 2 name A, 3 message, 4 name B
+        await log.append(storage, [createEvent("!r:x"), memberEvent("!r:x", alice, "join"), nameEvent("!r:x", "A"), messageEvent("!r:x", "hi"), nameEvent("!r:x", "B")]);
+        const stateIds = async (seq: number) => ids(await storage.events.getStateBefore("!r:x", seq)).sort();
+        expect(await stateIds(0)).toEqual([]);
+        expect(await stateIds(1)).toEqual(["$r-0"]);
+        expect(await stateIds(2)).toEqual(["$r-0", "$r-1"]);
+        expect(await stateIds(3)).toEqual(["$r-0", "$r-1", "$r-2"]);
+        expect(await stateIds(4)).toEqual(["$r-0", "$r-1", "$r-2"]);
+        expect(await stateIds(5)).toEqual(["$r-0", "$r-1", "$r-4"]);
+        expect(await stateIds(99)).toEqual(["$r-0", "$r-1", "$r-4"]);
+
+        const nameBefore = (seq: number) => storage.events.getStateEventBefore("!r:x", seq, "m.room.name", "");
+        expect(await nameBefore(2)).toBeUndefined();
+        expect((await nameBefore(3))?.pdu.content).toEqual({ name: "A" });
+        expect((await nameBefore(4))?.eventId).toBe("$r-2");
+        expect((await nameBefore(5))?.pdu.content).toEqual({ name: "B" });
+        expect((await storage.events.getStateEventBefore("!r:x", 5, "m.room.member", alice))?.eventId).toBe("$r-1");
+      });
+
+      it("keeps current state and memberships, per room and per user", async () => {
+        const r = await newRoom("!r:x");
+        const s = await newRoom("!s:x");
+        await r.append(storage, [
+          createEvent("!r:x"),
+          memberEvent("!r:x", alice, "join"),
+          memberEvent("!r:x", bob, "invite"),
+          memberEvent("!r:x", bob, "join"),
+          memberEvent("!r:x", carol, "join"),
+          memberEvent("!r:x", carol, "leave"),
+          nameEvent("!r:x", "Room R"),
+        ]);
+        await s.append(storage, [createEvent("!s:x"), memberEvent("!s:x", alice, "join"), memberEvent("!s:x", bob, "invite")]);
+
+        const current = await storage.events.getCurrentState("!r:x");
+        expect(ids(current).sort()).toEqual(["$r-0", "$r-1", "$r-3", "$r-5", "$r-6"]);
+        expect((await storage.events.getCurrentStateEvent("!r:x", "m.room.member", bob))?.pdu.content).toEqual({ membership: "join" });
+        expect(await storage.events.getCurrentStateEvent("!r:x", "m.room.topic", "")).toBeUndefined();
+
+        expect(await storage.events.getMembershipsOfUser(bob)).toEqual(new Map([["!r:x", "join"], ["!s:x", "invite"]]));
+        expect(await storage.events.getMembershipsOfUser(carol)).toEqual(new Map([["!r:x", "leave"]]));
+        expect(await storage.events.getMembershipsOfUser("@nobody:x")).toEqual(new Map());
+        expect(await storage.events.getMembers("!r:x", "join")).toEqual([alice, bob].sort());
+        expect(await storage.events.getMembers("!r:x")).toEqual([alice, bob, carol].sort());
+        expect(await storage.events.getMembers("!s:x", "invite")).toEqual([bob]);
+      });
+
+      it("stores soft-failed events outside state and sync timelines", async () => {
+        const log = await newRoom("!r:x");
+        await log.append(storage, [createEvent("!r:x"), memberEvent("!r:x", alice, "join")]);
+        const [softFailed] = await log.append(storage, [nameEvent("!r:x", "evil")], { softFailed: true });
+        await log.append(storage, [messageEvent("!r:x", "after")]);
+
+        expect(await storage.events.getEvent(softFailed!.eventId)).toMatchObject({ softFailed: true, roomSeq: 2 });
+        expect(await storage.events.getCurrentStateEvent("!r:x", "m.room.name", "")).toBeUndefined();
+        expect(await storage.events.getStateEventBefore("!r:x", 10, "m.room.name", "")).toBeUndefined();
+        expect(ids(await storage.events.getEventsInStreamRange(["!r:x"], 0, 100, 10))).toEqual(["$r-0", "$r-1", "$r-3"]);
+        // The log itself keeps it (flagged), so room_seq stays contiguous.
+        expect((await storage.events.getRoomEvents("!r:x", { direction: "forward", limit: 10 })).map((e) => e.softFailed)).toEqual([false, false, true, false]);
+      });
+
+      it("reads the latest events per room in a stream range, ascending", async () => {
+        const r = await newRoom("!r:x");
+        const s = await newRoom("!s:x");
+        await r.append(storage, [createEvent("!r:x")]); // pos 1
+        await s.append(storage, [createEvent("!s:x")]); // pos 2
+        for (let n = 0; n < 4; n++) {
+          await r.append(storage, [messageEvent("!r:x", `r${n}`)]); // pos 3, 5, 7, 9
+          await s.append(storage, [messageEvent("!s:x", `s${n}`)]); // pos 4, 6, 8, 10
+        }
+        const range = await storage.events.getEventsInStreamRange(["!r:x", "!s:x"], 2, 9, 2);
+        expect(range.map((e) => [e.eventId, e.streamPos])).toEqual([
+          ["$s-2", 6],
+          ["$r-3", 7],
+          ["$s-3", 8],
+          ["$r-4", 9],
+        ]);
+        expect(ids(await storage.events.getEventsInStreamRange(["!r:x"], 0, 4, 10))).toEqual(["$r-0", "$r-1"]);
+        expect(await storage.events.getEventsInStreamRange([], 0, 100, 10)).toEqual([]);
+        expect(await storage.events.getEventsInStreamRange(["!s:x"], 10, 100, 10)).toEqual([]);
+      });
+
+      it("reports a user's membership changes by stream range", async () => {
+        const r = await newRoom("!r:x");
+        const s = await newRoom("!s:x");
+        await r.append(storage, [createEvent("!r:x"), memberEvent("!r:x", alice, "join")]); // 1, 2
+        await s.append(storage, [createEvent("!s:x"), memberEvent("!s:x", bob, "invite")]); // 3, 4
+        await r.append(storage, [memberEvent("!r:x", bob, "join"), messageEvent("!r:x", "hi", bob)]); // 5, 6
+        await r.append(storage, [memberEvent("!r:x", bob, "leave")]); // 7
+        await s.append(storage, [memberEvent("!s:x", bob, "join")]); // 8
+
+        expect(await storage.events.getMembershipChanges(bob, 0, 100)).toEqual([
+          { roomId: "!s:x", membership: "invite", streamPos: 4, eventId: "$s-1" },
+          { roomId: "!r:x", membership: "join", streamPos: 5, eventId: "$r-2" },
+          { roomId: "!r:x", membership: "leave", streamPos: 7, eventId: "$r-4" },
+          { roomId: "!s:x", membership: "join", streamPos: 8, eventId: "$s-2" },
+        ]);
+        expect((await storage.events.getMembershipChanges(bob, 4, 7)).map((c) => c.streamPos)).toEqual([5, 7]);
+        expect(await storage.events.getMembershipChanges(bob, 8, 100)).toEqual([]);
+        expect((await storage.events.getMembershipChanges(alice, 0, 100)).map((c) => c.eventId)).toEqual(["$r-1"]);
+      });
+
+      it("stores the redacted copy of a redacted event and keeps it in state", async () => {
+        const log = await newRoom("!r:x");
+        await log.append(storage, [createEvent("!r:x"), nameEvent("!r:x", "secret"), messageEvent("!r:x", "oops")]);
+        const [redaction] = await log.append(storage, [pdu("!r:x", "m.room.redaction", {}, {})]);
+        const redactedName = { ...nameEvent("!r:x", "secret"), content: {} };
+        await storage.events.redactEvent("$r-1", redaction!.eventId, redactedName);
+
+        const stored = await storage.events.getEvent("$r-1");
+        expect(stored).toMatchObject({ redactedBy: "$r-3", pdu: redactedName });
+        expect((await storage.events.getCurrentStateEvent("!r:x", "m.room.name", ""))?.pdu.content).toEqual({});
+        expect((await storage.events.getEvent("$r-2"))?.redactedBy).toBeNull();
+      });
+    });
+
+    describe("client transaction IDs, aliases, filters", () => {
+      it("remembers the first event of a client transaction", async () => {
+        expect(await storage.clientTxns.get(alice, "D1", "t1")).toBeUndefined();
+        await storage.clientTxns.put(alice, "D1", "t1", "$first", 1);
+        await storage.clientTxns.put(alice, "D1", "t1", "$retry", 2);
+        expect(await storage.clientTxns.get(alice, "D1", "t1")).toBe("$first");
+        expect(await storage.clientTxns.get(alice, "D2", "t1")).toBeUndefined();
+        expect(await storage.clientTxns.get(bob, "D1", "t1")).toBeUndefined();
+      });
+
+      it("keeps an alias unique, also inside a transaction that goes on", async () => {
+        expect(await storage.aliases.create("#a:x", "!r:x", alice)).toBe(true);
+        const second = await storage.transaction(async (tx) => {
+          const again = await tx.aliases.create("#a:x", "!s:x", bob);
+          // A refused alias must not poison the transaction (PostgreSQL aborts on errors).
+          await tx.aliases.create("#b:x", "!r:x", bob);
+          return again;
+        });
+        expect(second).toBe(false);
+        expect(await storage.aliases.get("#a:x")).toEqual({ roomId: "!r:x", creator: alice });
+        expect(await storage.aliases.listForRoom("!r:x")).toEqual(["#a:x", "#b:x"]);
+        expect(await storage.aliases.delete("#a:x")).toBe(true);
+        expect(await storage.aliases.delete("#a:x")).toBe(false);
+        expect(await storage.aliases.get("#a:x")).toBeUndefined();
+        expect(await storage.aliases.create("#a:x", "!s:x", bob)).toBe(true);
+      });
+
+      it("round-trips filters, visible to their owner only", async () => {
+        const filter = { room: { timeline: { limit: 10, types: ["m.room.message"] } }, event_fields: ["content.body"] };
+        const id = await storage.filters.create(alice, filter);
+        const other = await storage.filters.create(alice, {});
+        expect(other).not.toBe(id);
+        expect(await storage.filters.get(alice, id)).toEqual(filter);
+        expect(await storage.filters.get(bob, id)).toBeUndefined();
+        expect(await storage.filters.get(alice, "not-a-number")).toBeUndefined();
+        expect(await storage.filters.get(alice, "99999999")).toBeUndefined();
+      });
+    });
+
+    describe("per-user streams", () => {
+      it("keeps global and room account data, replaced by newer puts, by stream range", async () => {
+        await storage.accountData.put(alice, null, "m.direct", { v: 1 }, nextPos()); // 1
+        await storage.accountData.put(alice, "!r:x", "m.tag", { t: 1 }, nextPos()); // 2
+        await storage.accountData.put(bob, null, "m.direct", { bob: true }, nextPos()); // 3
+        await storage.accountData.put(alice, null, "m.direct", { v: 2 }, nextPos()); // 4
+
+        expect(await storage.accountData.get(alice, null, "m.direct")).toEqual({ v: 2 });
+        expect(await storage.accountData.get(alice, "!r:x", "m.tag")).toEqual({ t: 1 });
+        expect(await storage.accountData.get(alice, "!r:x", "m.direct")).toBeUndefined();
+        expect(await storage.accountData.get(alice, null, "m.tag")).toBeUndefined();
+
+        expect(await storage.accountData.getChanged(alice, 0, 4)).toEqual([
+          { roomId: "!r:x", type: "m.tag", content: { t: 1 } },
+          { roomId: null, type: "m.direct", content: { v: 2 } },
+        ]);
+        expect(await storage.accountData.getChanged(alice, 2, 4)).toEqual([{ roomId: null, type: "m.direct", content: { v: 2 } }]);
+        expect(await storage.accountData.getChanged(alice, 0, 3)).toEqual([{ roomId: "!r:x", type: "m.tag", content: { t: 1 } }]);
+      });
+
+      it("replaces a user's receipt per room, type and thread", async () => {
+        const receipt = (eventId: string, threadId: string | null = null) => ({
+          roomId: "!r:x",
+          userId: alice,
+          receiptType: "m.read",
+          threadId,
+          eventId,
+          ts: 1000,
+          streamPos: nextPos(),
+        });
+        await storage.receipts.put(receipt("$1")); // 1
+        await storage.receipts.put({ ...receipt("$1"), userId: bob }); // 2
+        await storage.receipts.put(receipt("$2")); // 3
+        await storage.receipts.put(receipt("$t1", "$thread")); // 4
+        await storage.receipts.put({ ...receipt("$other"), roomId: "!s:x" }); // 5
+
+        const all = await storage.receipts.getChanged(["!r:x"], 0, 10);
+        expect(all).toEqual([
+          { roomId: "!r:x", userId: bob, receiptType: "m.read", threadId: null, eventId: "$1", ts: 1000, streamPos: 2 },
+          { roomId: "!r:x", userId: alice, receiptType: "m.read", threadId: null, eventId: "$2", ts: 1000, streamPos: 3 },
+          { roomId: "!r:x", userId: alice, receiptType: "m.read", threadId: "$thread", eventId: "$t1", ts: 1000, streamPos: 4 },
+        ]);
+        expect((await storage.receipts.getChanged(["!r:x", "!s:x"], 3, 5)).map((r) => r.eventId)).toEqual(["$t1", "$other"]);
+        expect(await storage.receipts.getChanged([], 0, 10)).toEqual([]);
+      });
+
+      it("holds to-device messages until the device syncs past them", async () => {
+        const message = (deviceId: string, n: number) => ({ streamPos: nextPos(), userId: alice, deviceId, sender: bob, type: "m.test", content: { n } });
+        await storage.toDevice.add([message("D1", 1), message("D1", 2), message("D2", 3), message("D1", 4)]); // 1..4
+
+        const pending = await storage.toDevice.getPending(alice, "D1", 4, 10);
+        expect(pending.map((m) => m.content.n)).toEqual([1, 2, 4]);
+        expect(pending[0]).toEqual({ streamPos: 1, userId: alice, deviceId: "D1", sender: bob, type: "m.test", content: { n: 1 } });
+        expect((await storage.toDevice.getPending(alice, "D1", 4, 2)).map((m) => m.streamPos)).toEqual([1, 2]);
+        expect((await storage.toDevice.getPending(alice, "D1", 3, 10)).map((m) => m.streamPos)).toEqual([1, 2]);
+
+        await storage.toDevice.deleteUpTo(alice, "D1", 2);
+        expect((await storage.toDevice.getPending(alice, "D1", 10, 10)).map((m) => m.streamPos)).toEqual([4]);
+        expect((await storage.toDevice.getPending(alice, "D2", 10, 10)).map((m) => m.streamPos)).toEqual([3]);
+      });
+
+      it("never lets maxStreamPos go back when acknowledged messages are deleted", async () => {
+        await storage.accountData.put(alice, null, "m.direct", {}, nextPos()); // 1
+        await storage.toDevice.add([{ streamPos: nextPos(), userId: alice, deviceId: "D1", sender: bob, type: "m.test", content: {} }]); // 2
+        expect(await storage.maxStreamPos()).toBe(2);
+        // A bogus token far ahead deletes the message but does not move the stream to it.
+        await storage.toDevice.deleteUpTo(alice, "D1", 1_000_000);
+        expect(await storage.toDevice.getPending(alice, "D1", 10, 10)).toEqual([]);
+        expect(await storage.maxStreamPos()).toBe(2);
+      });
+
+      it("maxStreamPos is the highest position in any stream table", async () => {
+        const log = await newRoom("!r:x");
+        await log.append(storage, [createEvent("!r:x")]);
+        expect(await storage.maxStreamPos()).toBe(1);
+        await storage.receipts.put({ roomId: "!r:x", userId: alice, receiptType: "m.read", threadId: null, eventId: "$r-0", ts: 1, streamPos: 7 });
+        expect(await storage.maxStreamPos()).toBe(7);
+        await storage.keys.putDeviceKeys(alice, "D1", {}, 9);
+        expect(await storage.maxStreamPos()).toBe(9);
+        await storage.keys.markDeviceListChanged(alice, 11);
+        expect(await storage.maxStreamPos()).toBe(11);
+        await storage.accountData.put(alice, null, "m.x", {}, 12);
+        expect(await storage.maxStreamPos()).toBe(12);
+        await storage.toDevice.add([{ streamPos: 13, userId: alice, deviceId: "D1", sender: bob, type: "m.test", content: {} }]);
+        expect(await storage.maxStreamPos()).toBe(13);
+        // Large positions and timestamps come back as numbers on every engine.
+        await storage.accountData.put(alice, null, "m.y", {}, 2 ** 40);
+        expect(await storage.maxStreamPos()).toBe(2 ** 40);
+      });
+    });
+
+    describe("accounts", () => {
+      it("creates, finds, updates and lists users", async () => {
+        await storage.accounts.createUser(user(alice, { displayname: "Alice Liddell", isAdmin: true, passwordHash: "$scrypt$x" }));
+        await storage.accounts.createUser(user(bob, { isGuest: true }));
+        await storage.accounts.createUser(user(carol, { deactivated: true, displayname: "100%_sure" }));
+
+        expect(await storage.accounts.getUser(alice)).toEqual(user(alice, { displayname: "Alice Liddell", isAdmin: true, passwordHash: "$scrypt$x" }));
+        expect((await storage.accounts.getUserByLocalpart("bob"))?.isGuest).toBe(true);
+        expect(await storage.accounts.getUserByLocalpart("Bob")).toBeUndefined();
+
+        await storage.accounts.updateUser(alice, { displayname: null, avatarUrl: "mxc://x/y", isAdmin: false });
+        expect(await storage.accounts.getUser(alice)).toMatchObject({ displayname: null, avatarUrl: "mxc://x/y", isAdmin: false, passwordHash: "$scrypt$x" });
+
+        const all = await storage.accounts.listUsers({ limit: 2 });
+        expect(all.total).toBe(3);
+        expect(all.users.map((u) => u.userId)).toEqual([alice, bob]);
+        expect((await storage.accounts.listUsers({ from: 2, limit: 2 })).users.map((u) => u.userId)).toEqual([carol]);
+        expect(await storage.accounts.listUsers({ limit: 10, includeGuests: false, includeDeactivated: false })).toMatchObject({ total: 1, users: [{ userId: alice }] });
+        expect((await storage.accounts.listUsers({ limit: 10, nameContains: "CAR" })).users.map((u) => u.userId)).toEqual([carol]);
+      });
+
+      it("searches users by ID or display name, case-insensitively, taking % and _ literally", async () => {
+        await storage.accounts.createUser(user(alice, { displayname: "Alice Liddell" }));
+        await storage.accounts.createUser(user(bob, { displayname: "100%_sure" }));
+        await storage.accounts.createUser(user(carol, { deactivated: true, displayname: "Alice's cat" }));
+        expect((await storage.accounts.searchUsers("LIDDELL", 10)).map((u) => u.userId)).toEqual([alice]);
+        expect((await storage.accounts.searchUsers("example.org", 10)).map((u) => u.userId)).toEqual([alice, bob]);
+        expect((await storage.accounts.searchUsers("0%_s", 10)).map((u) => u.userId)).toEqual([bob]);
+        expect(await storage.accounts.searchUsers("%", 10)).toHaveLength(1);
+        expect(await storage.accounts.searchUsers("example", 1)).toHaveLength(1);
+      });
+
+      it("keeps devices and access tokens", async () => {
+        await storage.accounts.createUser(user(alice));
+        const device = { userId: alice, deviceId: "D1", displayName: "phone", lastSeenTs: null, lastSeenIp: null, createdTs: 5 };
+        await storage.accounts.upsertDevice(device);
+        await storage.accounts.upsertDevice({ ...device, deviceId: "D0", displayName: null });
+        expect(await storage.accounts.getDevice(alice, "D1")).toEqual(device);
+        await storage.accounts.updateDevice(alice, "D1", { lastSeenTs: 1_700_000_000_123, lastSeenIp: "10.0.0.1" });
+        expect(await storage.accounts.getDevice(alice, "D1")).toEqual({ ...device, lastSeenTs: 1_700_000_000_123, lastSeenIp: "10.0.0.1" });
+        await storage.accounts.upsertDevice({ ...device, displayName: "tablet", createdTs: 999 });
+        expect(await storage.accounts.getDevice(alice, "D1")).toMatchObject({ displayName: "tablet", createdTs: 5 });
+        expect((await storage.accounts.listDevices(alice)).map((d) => d.deviceId)).toEqual(["D0", "D1"]);
+
+        const token = { tokenHash: "ab".repeat(32), userId: alice, deviceId: "D1", createdTs: 1, expiresTs: null };
+        await storage.accounts.createAccessToken(token);
+        await storage.accounts.createAccessToken({ ...token, tokenHash: "cd".repeat(32), deviceId: "D0", expiresTs: 2 ** 42 });
+        expect(await storage.accounts.getAccessToken(token.tokenHash)).toEqual(token);
+        expect((await storage.accounts.getAccessToken("cd".repeat(32)))?.expiresTs).toBe(2 ** 42);
+        await storage.accounts.deleteAccessToken(token.tokenHash);
+        expect(await storage.accounts.getAccessToken(token.tokenHash)).toBeUndefined();
+        await storage.accounts.deleteAccessTokensOfUser(alice);
+        expect(await storage.accounts.getAccessToken("cd".repeat(32))).toBeUndefined();
+      });
+
+      it("deleting devices deletes their tokens, keys and inbox, and nothing of other devices", async () => {
+        await storage.accounts.createUser(user(alice));
+        for (const deviceId of ["D1", "D2", "D3"]) {
+          await storage.accounts.upsertDevice({ userId: alice, deviceId, displayName: null, lastSeenTs: null, lastSeenIp: null, createdTs: 1 });
+          await storage.accounts.createAccessToken({ tokenHash: `token-${deviceId}`, userId: alice, deviceId, createdTs: 1, expiresTs: null });
+          await storage.keys.putDeviceKeys(alice, deviceId, { device_id: deviceId }, nextPos());
+          await storage.keys.addOneTimeKeys([oneTimeKey(alice, deviceId, 1), oneTimeKey(alice, deviceId, 2)]);
+          await storage.keys.setFallbackKey(oneTimeKey(alice, deviceId, 9, { fallback: true }));
+          await storage.toDevice.add([{ streamPos: nextPos(), userId: alice, deviceId, sender: bob, type: "m.test", content: {} }]);
+        }
+        const before = await storage.maxStreamPos();
+
+        await storage.transaction(async (tx) => {
+          await tx.accounts.deleteDevices(alice, ["D1", "D3"]);
+          await tx.keys.markDeviceListChanged(alice, nextPos());
+        });
+
+        expect((await storage.accounts.listDevices(alice)).map((d) => d.deviceId)).toEqual(["D2"]);
+        expect(await storage.accounts.getAccessToken("token-D1")).toBeUndefined();
+        expect(await storage.accounts.getAccessToken("token-D2")).toBeDefined();
+        expect((await storage.keys.getDeviceKeys([alice])).map((k) => k.deviceId)).toEqual(["D2"]);
+        expect(await storage.keys.countOneTimeKeys(alice, "D1")).toEqual({});
+        expect(await storage.keys.unusedFallbackAlgorithms(alice, "D1")).toEqual([]);
+        expect(await storage.keys.claimKey(alice, "D3", "signed_curve25519")).toBeUndefined();
+        expect(await storage.keys.countOneTimeKeys(alice, "D2")).toEqual({ signed_curve25519: 2 });
+        expect(await storage.toDevice.getPending(alice, "D3", 100, 10)).toEqual([]);
+        expect(await storage.toDevice.getPending(alice, "D2", 100, 10)).toHaveLength(1);
+        expect(await storage.keys.getDeviceListChanges([alice, bob], before, before + 1)).toEqual([alice]);
+        // D3's inbox held the highest position; deleting it must not move the stream back.
+        expect(await storage.maxStreamPos()).toBe(before + 1);
+        await storage.accounts.deleteDevices(alice, []);
+      });
+    });
+
+    describe("end-to-end keys", () => {
+      it("keeps device keys and reports device-list changes by stream range", async () => {
+        await storage.keys.putDeviceKeys(alice, "D1", { algorithms: ["a"] }, nextPos()); // 1
+        await storage.keys.putDeviceKeys(bob, "B1", { algorithms: ["b"] }, nextPos()); // 2
+        await storage.keys.putDeviceKeys(alice, "D1", { algorithms: ["a2"] }, nextPos()); // 3
+        await storage.keys.markDeviceListChanged(carol, nextPos()); // 4
+
+        expect(await storage.keys.getDeviceKeys([alice, bob, carol])).toEqual([
+          { userId: alice, deviceId: "D1", keys: { algorithms: ["a2"] } },
+          { userId: bob, deviceId: "B1", keys: { algorithms: ["b"] } },
+        ]);
+        expect(await storage.keys.getDeviceKeys([])).toEqual([]);
+        expect(await storage.keys.getDeviceListChanges([alice, bob, carol], 0, 4)).toEqual([alice, bob, carol].sort());
+        expect(await storage.keys.getDeviceListChanges([alice, bob, carol], 2, 3)).toEqual([alice]);
+        expect(await storage.keys.getDeviceListChanges([bob], 2, 4)).toEqual([]);
+        expect(await storage.keys.getDeviceListChanges([carol], 3, 4)).toEqual([carol]);
+      });
+
+      it("hands out one-time keys once, then the fallback key", async () => {
+        await storage.keys.addOneTimeKeys([oneTimeKey(alice, "D1", 1), oneTimeKey(alice, "D1", 2), oneTimeKey(alice, "D1", 3, { algorithm: "other", keyId: "other:K3" })]);
+        // A re-upload of the same key ID is ignored.
+        await storage.keys.addOneTimeKeys([oneTimeKey(alice, "D1", 1, { key: "changed" })]);
+        expect(await storage.keys.countOneTimeKeys(alice, "D1")).toEqual({ signed_curve25519: 2, other: 1 });
+        expect(await storage.keys.unusedFallbackAlgorithms(alice, "D1")).toEqual([]);
+
+        await storage.keys.setFallbackKey(oneTimeKey(alice, "D1", 8, { fallback: true }));
+        await storage.keys.setFallbackKey(oneTimeKey(alice, "D1", 9, { fallback: true }));
+        expect(await storage.keys.unusedFallbackAlgorithms(alice, "D1")).toEqual(["signed_curve25519"]);
+
+        const first = await storage.keys.claimKey(alice, "D1", "signed_curve25519");
+        expect(first).toEqual(oneTimeKey(alice, "D1", 1));
+        expect((await storage.keys.claimKey(alice, "D1", "signed_curve25519"))?.keyId).toBe("signed_curve25519:K2");
+        expect(await storage.keys.countOneTimeKeys(alice, "D1")).toEqual({ other: 1 });
+
+        // None left: the (latest) fallback key, as often as asked, now marked used.
+        const fallback = await storage.keys.claimKey(alice, "D1", "signed_curve25519");
+        expect(fallback).toEqual(oneTimeKey(alice, "D1", 9, { fallback: true }));
+        expect(await storage.keys.claimKey(alice, "D1", "signed_curve25519")).toEqual(fallback);
+        expect(await storage.keys.unusedFallbackAlgorithms(alice, "D1")).toEqual([]);
+        // A new fallback key is unused again.
+        await storage.keys.setFallbackKey(oneTimeKey(alice, "D1", 10, { fallback: true }));
+        expect(await storage.keys.unusedFallbackAlgorithms(alice, "D1")).toEqual(["signed_curve25519"]);
+
+        expect(await storage.keys.claimKey(alice, "D1", "unknown")).toBeUndefined();
+        expect(await storage.keys.claimKey(alice, "D2", "signed_curve25519")).toBeUndefined();
+      });
+
+      it("never hands out a one-time key twice under concurrent claims", async () => {
+        const keys = Array.from({ length: 10 }, (_, n) => oneTimeKey(alice, "D1", n));
+        await storage.keys.addOneTimeKeys(keys);
+        await storage.keys.setFallbackKey(oneTimeKey(alice, "D1", 99, { fallback: true }));
+
+        // Half claim on the pool directly, half inside transactions that hold their row locks a
+        // moment longer, so claims really overlap on PostgreSQL.
+        const claims = await Promise.all(
+          Array.from({ length: 20 }, (_, n) =>
+            n % 2 === 0
+              ? storage.keys.claimKey(alice, "D1", "signed_curve25519")
+              : storage.transaction(async (tx) => {
+                  const claimed = await tx.keys.claimKey(alice, "D1", "signed_curve25519");
+                  await new Promise((resolve) => setTimeout(resolve, 5));
+                  return claimed;
+                }),
+          ),
+        );
+        const oneTime = claims.filter((k) => k && !k.fallback).map((k) => k!.keyId);
+        const fallbacks = claims.filter((k) => k?.fallback);
+        expect(new Set(oneTime).size).toBe(10);
+        expect(oneTime.sort()).toEqual(keys.map((k) => k.keyId).sort());
+        expect(fallbacks).toHaveLength(10);
+        expect(new Set(fallbacks.map((k) => k!.keyId))).toEqual(new Set(["signed_curve25519:K99"]));
+        expect(await storage.keys.countOneTimeKeys(alice, "D1")).toEqual({});
+      });
+    });
+  });
+}
