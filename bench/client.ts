@@ -82,7 +82,9 @@ async function startServer(dir: string, port: number, database: string): Promise
       "",
     ].join("\n"),
   );
-  const child = spawn(process.execPath, ["dist/main.js", "start", "--config", config], { stdio: ["ignore", "inherit", "inherit"] });
+  // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, "dist/main.js", "start", "--config", config], { stdio: ["ignore", "inherit", "inherit"] });
   for (let i = 0; i < 200; i++) {
     try {
       const response = await fetch(`http://127.0.0.1:${port}/_matrix/client/versions`);
@@ -251,9 +253,9 @@ async function reachablePostgres(): Promise<string | undefined> {
 }
 
 const results: Result[] = [];
-const postgresUrl = await reachablePostgres();
+const postgresUrl = process.env.BENCH_ENGINES === "sqlite" ? undefined : await reachablePostgres();
 if (postgresUrl) results.push(await runEngine("postgres", postgresUrl));
 results.push(await runEngine("sqlite"));
 console.log(`users: ${USERS}, rooms: ${ROOMS}, throughput ${THROUGHPUT_S}s closed loop, delivery ${DELIVERY_S}s at ${DELIVERY_RATE}/s, node ${process.version}`);
-console.table(Object.fromEntries(results.map((r) => [r.engine, { ...r, engine: undefined }])));
+console.table(Object.fromEntries(results.map(({ engine, ...figures }) => [engine, figures])));
 for (const result of results) console.log(JSON.stringify(result));
