@@ -1,6 +1,6 @@
 // The `bobbin` command line: generate-config, start, register-user, migrate.
 // Expected failures (bad configuration, unreadable key file, database unreachable, port in use)
-// print one line to stderr and exit 1; usage mistakes print the usage and exit 2.
+// print one line to stderr and exit 1; usage mistakes print the usage and exit 2; --help exits 0.
 import { mkdirSync, realpathSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,8 +52,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === undefined || command === "--help" || command === "-h" || command === "help" || rest.includes("--help") || rest.includes("-h")) {
-      (command === undefined ? io.stderr : io.stdout)(USAGE);
-      return 2;
+      // Asking for help succeeds; no command at all is a usage mistake.
+      if (command === undefined) {
+        io.stderr(USAGE);
+        return 2;
+      }
+      io.stdout(USAGE);
+      return 0;
     }
     switch (command) {
       case "generate-config":

@@ -59,9 +59,9 @@ function writeConfig(lines: string[]): string {
 }
 
 describe("usage", () => {
-  it("--help prints the usage and exits 2", async () => {
+  it("--help prints the usage and exits 0", async () => {
     const run = await bobbin(["--help"], { cwd: dir });
-    expect(run.code).toBe(2);
+    expect(run.code).toBe(0);
     expect(run.stdout).toContain("Usage: bobbin <command>");
     for (const command of ["generate-config", "start", "register-user", "migrate"]) expect(run.stdout).toContain(command);
   });
