@@ -38,6 +38,11 @@ export function roomsApi(ctx: ClientApiContext, rooms: RoomService, sync: SyncEn
   const router = Router();
   const auth = requireAuth(ctx.authenticator);
   const { queries } = rooms;
+  // The `message` rate limit (config `rate_limits.message`) applies per user to everything sent into rooms.
+  const limitSends = (_req: Request, res: Response, next: () => void): void => {
+    ctx.rateLimiter.take("message", requesterOf(res).userId);
+    next();
+  };
 
   // POST /v3/createRoom
   router.post("/v3/createRoom", auth, async (req, res) => {
@@ -46,13 +51,13 @@ export function roomsApi(ctx: ClientApiContext, rooms: RoomService, sync: SyncEn
   });
 
   // PUT /v3/rooms/{roomId}/send/{eventType}/{txnId}
-  router.put("/v3/rooms/:roomId/send/:eventType/:txnId", auth, async (req, res) => {
+  router.put("/v3/rooms/:roomId/send/:eventType/:txnId", auth, limitSends, async (req, res) => {
     const { eventId } = await rooms.sendEvent(senderOf(res), roomIdOf(req), { type: paramOf(req, "eventType"), content: bodyOf(req) }, paramOf(req, "txnId"));
     res.json({ event_id: eventId });
   });
 
   // PUT /v3/rooms/{roomId}/state/{eventType}/{stateKey} (empty state key: trailing slash or none)
-  router.put("/v3/rooms/:roomId/state/:eventType{/:stateKey}", auth, async (req, res) => {
+  router.put("/v3/rooms/:roomId/state/:eventType{/:stateKey}", auth, limitSends, async (req, res) => {
     const stateKey = typeof req.params.stateKey === "string" ? req.params.stateKey : "";
     const { eventId } = await rooms.sendEvent(senderOf(res), roomIdOf(req), { type: paramOf(req, "eventType"), stateKey, content: bodyOf(req) });
     res.json({ event_id: eventId });
@@ -176,7 +181,7 @@ export function roomsApi(ctx: ClientApiContext, rooms: RoomService, sync: SyncEn
   }
 
   // PUT /v3/rooms/{roomId}/redact/{eventId}/{txnId}
-  router.put("/v3/rooms/:roomId/redact/:eventId/:txnId", auth, async (req, res) => {
+  router.put("/v3/rooms/:roomId/redact/:eventId/:txnId", auth, limitSends, async (req, res) => {
     const { eventId } = await rooms.redact(senderOf(res), roomIdOf(req), paramOf(req, "eventId"), reasonOf(bodyOrEmpty(req)), paramOf(req, "txnId"));
     res.json({ event_id: eventId });
   });
