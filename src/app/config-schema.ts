@@ -23,6 +23,13 @@ export interface ConfigFile {
   rate_limits: Record<RateLimitBucket, { per_second: number; burst: number }>;
   log_level: LogLevel;
   limits: { max_request_bytes: number; max_upload_bytes: number };
+  federation: {
+    tls?: { certificate_path: string; private_key_path: string; host: string; port: number };
+    extra_ca_path?: string;
+    allow_insecure_http: boolean;
+    well_known_server?: string;
+    trusted_key_servers: Array<{ server_name: string; verify_keys: Record<string, string> }>;
+  };
 }
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
@@ -42,13 +49,16 @@ export interface SchemaNode {
   examples?: unknown[];
   properties?: Record<string, SchemaNode>;
   required?: string[];
-  additionalProperties?: boolean;
+  /** false, or the schema every property not listed in `properties` must match. */
+  additionalProperties?: boolean | SchemaNode;
+  propertyNames?: SchemaNode;
   items?: SchemaNode;
   enum?: readonly string[];
   minimum?: number;
   maximum?: number;
   exclusiveMinimum?: number;
   minItems?: number;
+  minProperties?: number;
   minLength?: number;
   pattern?: string;
   format?: string;
@@ -210,6 +220,78 @@ export const configSchema: SchemaNode = {
           minimum: 1024,
           default: 52428800,
           description: "Largest media upload, in bytes. Reserved for the media repository, which is not implemented yet.",
+        },
+      },
+    },
+    federation: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      description:
+        "Server-to-server federation: how other servers reach this one and how this one reaches them. " +
+        "Outbound requests are HTTPS with the certificate checked for the name that server name resolution chose.",
+      examples: [{ tls: { certificate_path: "/etc/bobbin/tls/fullchain.pem", private_key_path: "/etc/bobbin/tls/privkey.pem" } }],
+      properties: {
+        tls: {
+          type: "object",
+          additionalProperties: false,
+          required: ["certificate_path", "private_key_path"],
+          description:
+            "A TLS listener for the Federation API, for servers not behind a reverse proxy that ends TLS. " +
+            "The certificate must be valid for the server name, or for the name `well_known_server` delegates to.",
+          properties: {
+            certificate_path: { type: "string", minLength: 1, description: "PEM certificate chain (leaf first). Relative to the configuration file's directory." },
+            private_key_path: { type: "string", minLength: 1, description: "PEM private key of the certificate. Relative to the configuration file's directory." },
+            host: { type: "string", minLength: 1, default: "0.0.0.0", description: "Address the TLS listener binds." },
+            port: { type: "integer", minimum: 0, maximum: 65535, default: 8448, description: "TCP port of the TLS listener; 8448 is where other servers look when nothing delegates elsewhere." },
+          },
+        },
+        extra_ca_path: {
+          type: "string",
+          minLength: 1,
+          examples: ["/etc/bobbin/private-ca.pem"],
+          defaultText: "none (the system's certificate authorities only)",
+          description:
+            "A PEM file of certificate authorities trusted for outbound federation in addition to the system's: " +
+            "a private federation's CA, or a test CA. Relative to the configuration file's directory.",
+        },
+        allow_insecure_http: {
+          type: "boolean",
+          default: false,
+          description:
+            "Send outbound federation requests over plain HTTP instead of HTTPS. Only for test servers talking to each other on loopback: " +
+            "requests and server keys travel unauthenticated and other servers cannot be reached. Never enable it on a server on the internet.",
+        },
+        well_known_server: {
+          type: "string",
+          format: "delegated-server-name",
+          examples: ["matrix.example.org:443"],
+          defaultText: "none (the endpoint answers 404)",
+          description:
+            "Served as `m.server` at `/.well-known/matrix/server`, telling other servers to connect to this host and port instead of " +
+            "`<server_name>:8448`. Only useful when this server also answers `https://<server_name>/` (port 443) for the server name.",
+        },
+        trusted_key_servers: {
+          type: "array",
+          default: [],
+          description:
+            "Notary servers asked for another server's signing keys when that server cannot be asked directly, " +
+            "with the keys they sign their answers with. Empty: keys are only fetched from each server itself.",
+          items: {
+            type: "object",
+            additionalProperties: false,
+            required: ["server_name", "verify_keys"],
+            properties: {
+              server_name: { type: "string", format: "server-name", description: "The notary's server name." },
+              verify_keys: {
+                type: "object",
+                minProperties: 1,
+                propertyNames: { pattern: "^ed25519:[A-Za-z0-9_]+$" },
+                additionalProperties: { type: "string", pattern: "^[A-Za-z0-9+/]{43}=?$" },
+                description: "The notary's keys: key ID (`ed25519:...`) to unpadded base64 public key.",
+              },
+            },
+          },
         },
       },
     },

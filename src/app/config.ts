@@ -10,6 +10,8 @@ import type { RateLimitSettings } from "../client-api/accounts/rate-limit.js";
 import type { Ed25519BackendName } from "../core/ed25519.js";
 import { isValidServerName } from "../core/identifiers.js";
 import type { SigningKey } from "../core/signing.js";
+import { parseServerName } from "../federation/transport/resolve.js";
+import type { FederationSettings } from "../federation/transport/settings.js";
 import type { DatabaseSettings } from "../storage/index.js";
 import { configSchema, type ConfigFile, type LogLevel } from "./config-schema.js";
 import type { HomeserverSettings } from "./homeserver.js";
@@ -50,6 +52,7 @@ export interface BobbinConfig {
   readonly maxRequestBytes: number;
   /** For the media repository, which does not exist yet. */
   readonly maxUploadBytes: number;
+  readonly federation: FederationSettings;
 }
 
 /** What runs when no file is found: one listener on 8008, SQLite and the key under ./data. */
@@ -120,6 +123,8 @@ function compileValidator() {
   const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strictTypes: false, strictRequired: false });
   ajv.addKeyword({ keyword: "defaultText", schemaType: "string" });
   ajv.addFormat("server-name", { type: "string", validate: isValidServerName });
+  // `m.server` may also be an IP literal (Matrix "Resolving server names" step 3.1).
+  ajv.addFormat("delegated-server-name", { type: "string", validate: (name: string) => parseServerName(name) !== undefined });
   // The schema and ConfigFile are kept in step by hand; test/app/config.test.ts checks the defaults.
   return ajv.compile<ConfigFile>(configSchema);
 }
@@ -191,6 +196,20 @@ function resolveConfig(file: ConfigFile, baseDir: string, source: string): Bobbi
     logLevel: file.log_level,
     maxRequestBytes: file.limits.max_request_bytes,
     maxUploadBytes: file.limits.max_upload_bytes,
+    federation: resolveFederation(file.federation, baseDir),
+  };
+}
+
+function resolveFederation(federation: ConfigFile["federation"], baseDir: string): FederationSettings {
+  const { tls } = federation;
+  return {
+    ...(tls !== undefined
+      ? { tls: { certificatePath: resolve(baseDir, tls.certificate_path), privateKeyPath: resolve(baseDir, tls.private_key_path), host: tls.host, port: tls.port } }
+      : {}),
+    ...(federation.extra_ca_path !== undefined ? { extraCaPath: resolve(baseDir, federation.extra_ca_path) } : {}),
+    allowInsecureHttp: federation.allow_insecure_http,
+    ...(federation.well_known_server !== undefined ? { wellKnownServer: federation.well_known_server } : {}),
+    trustedKeyServers: federation.trusted_key_servers.map((notary) => ({ serverName: notary.server_name, verifyKeys: { ...notary.verify_keys } })),
   };
 }
 
@@ -204,6 +223,7 @@ export function toHomeserverSettings(config: BobbinConfig, runtime: { signingKey
     registration: config.registration,
     rateLimits: config.rateLimits,
     maxRequestBytes: config.maxRequestBytes,
+    federation: config.federation,
     logger: runtime.logger,
   };
 }

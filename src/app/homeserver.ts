@@ -5,11 +5,13 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { SigningKey } from "../core/signing.js";
+import type { FederationSettings } from "../federation/transport/settings.js";
 import { createAuthService } from "../client-api/accounts/index.js";
 import { createRateLimiter, type RateLimitSettings } from "../client-api/accounts/rate-limit.js";
 import type { ClientApiContext } from "../client-api/contracts.js";
 import { clientApi } from "../client-api/index.js";
 import { createSyncEngine } from "../client-api/sync/engine.js";
+import { MembershipIndex } from "../rooms/membership-index.js";
 import { createRoomService } from "../rooms/room-service.js";
 import { openStorage, type DatabaseSettings } from "../storage/index.js";
 import type { Storage } from "../storage/ports.js";
@@ -25,6 +27,8 @@ export interface HomeserverSettings {
   registration: { enabled: boolean; allowGuests: boolean };
   rateLimits: RateLimitSettings;
   maxRequestBytes: number;
+  /** Federation transport settings (config key `federation`); absent in tests that do not federate. */
+  federation?: FederationSettings;
   logger: Logger;
   now?: () => number;
 }
@@ -42,7 +46,9 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   const now = settings.now ?? Date.now;
   const storage = await openStorage(settings.database);
   const streams = new StreamTracker(await storage.maxStreamPos());
-  const sync = createSyncEngine({ storage, streams, logger: logger.child({ component: "sync" }), now });
+  // Shared: the room writer keeps it current, syncs read it.
+  const memberships = new MembershipIndex(storage);
+  const sync = createSyncEngine({ storage, streams, memberships, logger: logger.child({ component: "sync" }), now });
   const auth = createAuthService({ storage, now, serverName: settings.serverName });
   const ctx: ClientApiContext = {
     serverName: settings.serverName,
@@ -62,6 +68,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     streams,
     notifier: sync.notifier,
     transactions: sync.transactions,
+    memberships,
     logger: logger.child({ component: "rooms" }),
     now,
   });

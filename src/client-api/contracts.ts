@@ -6,12 +6,27 @@ import type { Storage } from "../storage/ports.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
 import type { RateLimiter, TokenAuthenticator } from "./http.js";
 
-/** Wakes long-polling syncs. Implemented by the sync engine (sync/notifier.ts). */
+/**
+ * What changed at a stream position, by the entity a sync asks about: a room (`room_events`,
+ * `receipts`) or a user (the rest; `device_lists` is the user whose devices changed).
+ */
+export type ChangeStream = "room_events" | "receipts" | "membership" | "to_device" | "account_data" | "device_lists";
+
+/** Wakes long-polling syncs and tells them what changed. Implemented by the sync engine (sync/). */
 export interface SyncNotifier {
   /** New per-user data at `streamPos` (to-device, account data, device lists, invites). */
   notifyUsers(userIds: Iterable<string>, streamPos: number): void;
   /** New events (or typing, receipts) in a room at `streamPos`. */
   notifyRoom(roomId: string, streamPos: number): void;
+  /**
+   * Records that `entities` change in `stream` at `streamPos`. Call it as soon as the position is
+   * allocated, before the change commits (inside `StreamTracker.withPositions`): incremental syncs
+   * skip the reads of whatever has no recorded change since their token, so a change recorded
+   * only after its position became visible could be missed for good.
+   */
+  recordChange(stream: ChangeStream, entities: Iterable<string>, streamPos: number): void;
+  /** A device's one-time or fallback keys changed (uploaded or claimed): its cached counts are stale. */
+  oneTimeKeysChanged(userId: string, deviceId: string): void;
 }
 
 /** Profile changes update the user's membership events in every joined room (rooms service). */

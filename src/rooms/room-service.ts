@@ -15,6 +15,7 @@ import type { StreamTracker } from "../storage/stream-tracker.js";
 import { planRoomCreation, type CreateRoomRequest } from "./create-room.js";
 import { EventDecorator, type Viewer } from "./event-decorator.js";
 import type { HubLink } from "./hub-link.js";
+import type { MembershipIndex } from "./membership-index.js";
 import { RoomQueries } from "./room-queries.js";
 import { RoomWriter, type EventRequest, type PlacedEvent, type RoomHead } from "./room-writer.js";
 import { TransactionEchoes } from "./transaction-echoes.js";
@@ -31,6 +32,8 @@ export interface RoomServiceDeps {
   hubLink?: HubLink;
   /** Shared with the sync engine so the sending device sees `transaction_id`. */
   transactions?: TransactionEchoes;
+  /** Shared with the sync engine; the room writer keeps it current. */
+  memberships: MembershipIndex;
 }
 
 /** Who asks: a user and, for transaction IDs, the device. */
@@ -194,10 +197,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
     },
 
     async sendEvent(sender, roomId, event, txnId) {
-      if (txnId !== undefined) {
-        const existing = await storage.clientTxns.get(sender.userId, sender.deviceId, txnId);
-        if (existing !== undefined) return { eventId: existing };
-      }
+      // A retried txnId is answered by `duplicateOf` below, under the room's lock: one lookup.
       if (event.type === "m.room.create") throw new MatrixError(Errcode.FORBIDDEN, 403, "m.room.create cannot be sent into an existing room");
       if (event.type === "m.room.redaction" && event.stateKey === undefined) {
         const redacts = event.content.redacts;
@@ -333,6 +333,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       await queries.requireJoined(sender.userId, roomId);
       await queries.getVisibleEvent(sender, roomId, eventId);
       const streamPos = await streams.withPositions(1, async ([pos]) => {
+        notifier.recordChange("receipts", [roomId], pos as number);
         await storage.transaction((tx) => tx.receipts.put({ roomId, userId: sender.userId, receiptType, threadId, eventId, ts: now(), streamPos: pos as number }));
         return pos as number;
       });
@@ -350,6 +351,9 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       const count = receipts.length + (markers.fullyRead === undefined ? 0 : 1);
       if (count === 0) return;
       const last = await streams.withPositions(count, async (positions) => {
+        const lastPos = positions[positions.length - 1] as number;
+        if (markers.fullyRead !== undefined) notifier.recordChange("account_data", [sender.userId], lastPos);
+        if (receipts.length > 0) notifier.recordChange("receipts", [roomId], lastPos);
         await storage.transaction(async (tx) => {
           let i = 0;
           if (markers.fullyRead !== undefined) await tx.accountData.put(sender.userId, roomId, "m.fully_read", { event_id: markers.fullyRead }, positions[i++] as number);
@@ -364,7 +368,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
     },
 
     async profileChanged(userId, profile) {
-      const memberships = await storage.events.getMembershipsOfUser(userId);
+      const memberships = await deps.memberships.membershipsOf(userId);
       for (const [roomId, membership] of memberships) {
         if (membership !== "join") continue;
         const content: JsonObject = { membership: "join" };

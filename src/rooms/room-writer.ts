@@ -17,7 +17,9 @@ import type { SigningKey } from "../core/signing.js";
 import { buildHubEvent, hubServerOf, type EventDraft, type RoomTip, type ServerIdentity } from "../room-dag/index.js";
 import type { RoomRow, Storage, StorageTx } from "../storage/ports.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
+import type { SyncNotifier } from "../client-api/contracts.js";
 import { KeyedLock } from "./keyed-lock.js";
+import type { MembershipIndex } from "./membership-index.js";
 
 const stateKeyOf = (type: string, stateKey: string): string => `${type}\u0000${stateKey}`;
 
@@ -57,6 +59,10 @@ export interface WriterDeps {
   streams: StreamTracker;
   logger: Logger;
   now: () => number;
+  /** Told what each append changes, before its positions can become visible to syncs. */
+  notifier: SyncNotifier;
+  /** Kept up to date with every committed state event. */
+  memberships: MembershipIndex;
 }
 
 /** Heads kept in memory; beyond this the least recently used are dropped (reloaded on demand). */
@@ -164,7 +170,7 @@ export class RoomWriter {
     refusal: (error: MatrixError) => MatrixError = (error) => error,
     roomRow?: RoomRow,
   ): Promise<PlacedEvent[]> {
-    const { storage, streams, now } = this.deps;
+    const { storage, streams, now, notifier, memberships } = this.deps;
     // Steps 4–5 on a working copy of the head, so a refusal leaves the cache untouched.
     const state = new Map(head.state);
     let lastEvent = head.lastEvent;
@@ -189,11 +195,20 @@ export class RoomWriter {
     // Step 6: one transaction, positions allocated in order so the stream follows the room order.
     const placed = await streams.withPositions(built.length, async (positions) => {
       const placed = built.map((event, i) => ({ event, roomSeq: head.lastSeq + 1 + i, streamPos: positions[i] as number }));
+      // Recorded while the positions are in flight (SyncNotifier.recordChange).
+      notifier.recordChange("room_events", [head.roomId], positions[positions.length - 1] as number);
+      for (const { event, streamPos } of placed) {
+        if (event.pdu.type === "m.room.member" && event.pdu.state_key !== undefined) notifier.recordChange("membership", [event.pdu.state_key], streamPos);
+      }
       await storage.transaction(async (tx) => {
         if (roomRow) await tx.events.createRoom(roomRow);
         for (const { event, roomSeq, streamPos } of placed) await tx.events.appendEvent({ eventId: event.eventId, pdu: event.pdu, roomSeq, streamPos });
         await persistExtra?.(tx, placed);
       });
+      // Before the positions are released: a sync that can read these events finds them applied.
+      for (const { event, roomSeq } of placed) {
+        if (event.pdu.state_key !== undefined) memberships.applyStateEvent(head.roomId, roomSeq, { type: event.pdu.type, stateKey: event.pdu.state_key, content: event.pdu.content });
+      }
       return placed;
     });
     head.state = state;

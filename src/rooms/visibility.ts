@@ -5,6 +5,7 @@
 import type { RoomEvent, RoomStateView } from "../core/events.js";
 import { isVisibleToUser, type VisibilityLog } from "../room-dag/index.js";
 import type { Storage, StoredEvent } from "../storage/ports.js";
+import type { RoomMembers } from "./membership-index.js";
 
 const HISTORY_VISIBILITY = "m.room.history_visibility";
 const MEMBER = "m.room.member";
@@ -14,13 +15,23 @@ interface Tracked {
   member: RoomEvent | undefined;
 }
 
+const permissive = (value: unknown): boolean => value === undefined || value === "shared" || value === "world_readable";
+
 /**
  * The events of `events` (ascending roomSeq, no gaps) that `userId` may see, in the same order.
- * Three indexed reads per call, whatever the number of events.
+ * Three indexed reads per call, whatever the number of events; none when `room` (the room's
+ * current members, from the membership index) shows the user joined, under a `shared` or
+ * `world_readable` history visibility, since before the first event.
  */
-export async function filterVisibleEvents(storage: Storage, roomId: string, userId: string, events: StoredEvent[]): Promise<StoredEvent[]> {
+export async function filterVisibleEvents(storage: Storage, roomId: string, userId: string, events: StoredEvent[], room?: RoomMembers): Promise<StoredEvent[]> {
   const first = events[0];
   if (first === undefined) return [];
+  if (room) {
+    // Both state events are older than the run, so they held throughout it: the fast path below.
+    const member = room.members.get(userId);
+    const visibility = room.historyVisibility;
+    if (member?.membership === "join" && member.roomSeq < first.roomSeq && (visibility === undefined || (visibility.roomSeq < first.roomSeq && permissive(visibility.value)))) return events;
+  }
   const [historyVisibility, member, changes] = await Promise.all([
     storage.events.getStateEventBefore(roomId, first.roomSeq, HISTORY_VISIBILITY, ""),
     storage.events.getStateEventBefore(roomId, first.roomSeq, MEMBER, userId),
@@ -30,11 +41,8 @@ export async function filterVisibleEvents(storage: Storage, roomId: string, user
   const current = roomChanges[roomChanges.length - 1]?.membership ?? "leave";
 
   // Fast path: a current member of a room that is `shared` or `world_readable` throughout sees all.
-  const permissive = (event: RoomEvent | undefined): boolean => {
-    const value = event?.pdu.content.history_visibility;
-    return value === undefined || value === "shared" || value === "world_readable";
-  };
-  if (current === "join" && permissive(historyVisibility) && events.every((e) => e.pdu.type !== HISTORY_VISIBILITY || permissive(e))) {
+  const permissiveEvent = (event: RoomEvent | undefined): boolean => permissive(event?.pdu.content.history_visibility);
+  if (current === "join" && permissiveEvent(historyVisibility) && events.every((e) => e.pdu.type !== HISTORY_VISIBILITY || permissiveEvent(e))) {
     return events;
   }
 

@@ -265,6 +265,31 @@ export interface KeysRepo {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Remote servers' signing keys, as the federation key ring verified them (LM draft "Retrieving
+// Server Keys"). Rows are never deleted: keys that signed stored events must stay verifiable.
+
+export interface ServerKeyRow {
+  serverName: string;
+  /** `ed25519:<version>` */
+  keyId: string;
+  /** Unpadded base64 Ed25519 public key. */
+  key: string;
+  /** The response's `valid_until_ts`, capped at `fetchedTs` + 7 days ("Validity"). */
+  validUntilTs: number;
+  /** Set when the server lists the key under `old_verify_keys`. */
+  expiredTs: number | null;
+  fetchedTs: number;
+  /** The whole signed key response the key came from, with every signature it carried. */
+  response: JsonObject;
+}
+
+export interface ServerKeysRepo {
+  /** Inserts or replaces rows by (serverName, keyId). */
+  putServerKeys(rows: ServerKeyRow[]): Promise<void>;
+  getServerKeys(serverName: string): Promise<ServerKeyRow[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 export interface StorageRepos {
   readonly accounts: AccountsRepo;
@@ -276,9 +301,16 @@ export interface StorageRepos {
   readonly receipts: ReceiptsRepo;
   readonly toDevice: ToDeviceRepo;
   readonly keys: KeysRepo;
+  readonly serverKeys: ServerKeysRepo;
 }
 
 export type StorageTx = StorageRepos;
+
+/**
+ * A write that may take access away: an access token deleted (`tokenHash`), or a user's tokens or
+ * devices deleted, or their admin, guest or deactivated flag changed (`userId`).
+ */
+export type AccessRevocation = { userId: string } | { tokenHash: string };
 
 export interface Storage extends StorageRepos {
   readonly engine: "sqlite" | "postgres";
@@ -290,5 +322,12 @@ export interface Storage extends StorageRepos {
   transaction<T>(work: (tx: StorageTx) => Promise<T>): Promise<T>;
   /** The highest stream position stored in any stream table (0 for an empty database). */
   maxStreamPos(): Promise<number>;
+  /**
+   * Calls `listener` for every AccessRevocation this Storage writes, once the write has settled:
+   * after the commit of its transaction, or after the statement outside one. It is also called when
+   * the transaction failed (a needless call is harmless), so that a cache of token lookups (the auth
+   * service's) can never keep serving access that was revoked.
+   */
+  onAccessRevoked(listener: (revocation: AccessRevocation) => void): void;
   close(): Promise<void>;
 }

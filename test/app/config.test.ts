@@ -38,6 +38,7 @@ describe("defaults", () => {
       logLevel: "info",
       maxRequestBytes: 1048576,
       maxUploadBytes: 52428800,
+      federation: { allowInsecureHttp: false, trustedKeyServers: [] },
     });
   });
 
@@ -98,6 +99,7 @@ describe("defaults", () => {
       registration: { enabled: true, allowGuests: true },
       rateLimits: config.rateLimits,
       maxRequestBytes: 1048576,
+      federation: { allowInsecureHttp: false, trustedKeyServers: [] },
       logger,
     });
   });

@@ -69,7 +69,7 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         await storage.close();
         await database.drop();
         database = await fixture!.newDatabase();
-        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema"]);
+        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys"]);
         storage = await openStorage(database.settings, { migrate: false });
         expect(await storage.maxStreamPos()).toBe(0);
       });
@@ -123,6 +123,88 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
 
       it("returns the work's result", async () => {
         expect(await storage.transaction(async (tx) => tx.filters.create(alice, { room: {} }))).toMatch(/^[0-9]+$/);
+      });
+
+      // SQLite runs concurrent transactions together, one savepoint each, under one commit
+      // (group-commit.ts); each must still be atomic and alone in its outcome.
+      it("concurrent transactions, some failing, each commit or roll back only their own writes", async () => {
+        const count = 150;
+        const fails = (n: number): boolean => n % 3 === 1;
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: count }, (_, n) =>
+            storage.transaction(async (tx) => {
+              await tx.accounts.createUser(user(`@u${n}:example.org`));
+              await tx.aliases.create(`#a${n}:example.org`, "!r:example.org", alice);
+              if (n % 2 === 0) await new Promise((resolve) => setImmediate(resolve)); // interleave with arrivals
+              await tx.accounts.createAccessToken({ tokenHash: `t${n}`, userId: `@u${n}:example.org`, deviceId: "D", createdTs: n, expiresTs: null });
+              if (fails(n)) throw new Error(`work ${n} fails`);
+              return n;
+            }),
+          ),
+        );
+        for (let n = 0; n < count; n++) {
+          const outcome = outcomes[n]!;
+          if (fails(n)) {
+            expect(outcome).toEqual({ status: "rejected", reason: new Error(`work ${n} fails`) });
+            expect(await storage.accounts.getUser(`@u${n}:example.org`)).toBeUndefined();
+            expect(await storage.aliases.get(`#a${n}:example.org`)).toBeUndefined();
+            expect(await storage.accounts.getAccessToken(`t${n}`)).toBeUndefined();
+          } else {
+            expect(outcome).toEqual({ status: "fulfilled", value: n });
+            expect(await storage.accounts.getUser(`@u${n}:example.org`)).toBeDefined();
+            expect(await storage.aliases.get(`#a${n}:example.org`)).toEqual({ roomId: "!r:example.org", creator: alice });
+            expect(await storage.accounts.getAccessToken(`t${n}`)).toMatchObject({ createdTs: n });
+          }
+        }
+      });
+
+      it("a transaction failing on a constraint does not undo the concurrent ones", async () => {
+        await storage.accounts.createUser(user(alice));
+        const outcomes = await Promise.allSettled([
+          storage.transaction((tx) => tx.accounts.createUser(user(bob))),
+          // The database refuses this one (duplicate primary key) after it wrote a first row.
+          storage.transaction(async (tx) => {
+            await tx.accounts.createUser(user(carol));
+            await tx.accounts.createUser(user(alice));
+          }),
+          storage.transaction((tx) => tx.aliases.create("#after:example.org", "!r:example.org", bob)),
+        ]);
+        expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+        expect(await storage.accounts.getUser(bob)).toBeDefined();
+        expect(await storage.accounts.getUser(carol)).toBeUndefined();
+        expect(await storage.aliases.get("#after:example.org")).toBeDefined();
+      });
+
+      it("a transaction sees what the transactions resolved before it wrote", async () => {
+        const first = storage.transaction((tx) => tx.accounts.createUser(user(alice)));
+        const second = storage.transaction(async (tx) => (await tx.accounts.getUser(alice))?.userId);
+        await first;
+        expect(await second).toBe(alice);
+      });
+
+      it("announces revoked access once the write has settled", async () => {
+        const revocations: unknown[] = [];
+        storage.onAccessRevoked((revocation) => revocations.push(revocation));
+        await storage.accounts.createUser(user(alice));
+        await storage.accounts.updateUser(alice, { displayname: "Alice" });
+        expect(revocations).toEqual([]);
+        await storage.accounts.deleteAccessToken("ab".repeat(32));
+        expect(revocations).toEqual([{ tokenHash: "ab".repeat(32) }]);
+        const inTransaction = storage.transaction(async (tx) => {
+          await tx.accounts.updateUser(alice, { deactivated: true });
+          await tx.accounts.deleteDevices(alice, ["D1"]);
+          // Not yet: the transaction has not committed.
+          expect(revocations).toHaveLength(1);
+        });
+        await inTransaction;
+        expect(revocations).toEqual([{ tokenHash: "ab".repeat(32) }, { userId: alice }, { userId: alice }]);
+        await expect(
+          storage.transaction(async (tx) => {
+            await tx.accounts.deleteAccessTokensOfUser(bob);
+            throw new Error("boom");
+          }),
+        ).rejects.toThrow("boom");
+        expect(revocations.at(-1)).toEqual({ userId: bob });
       });
     });
 

@@ -31,6 +31,22 @@ export interface AuthService extends TokenAuthenticator {
 const LAST_SEEN_INTERVAL_MS = 60_000;
 const MAX_TRACKED_DEVICES = 10_000;
 
+/** Access tokens whose lookup is kept in memory (least recently used dropped first). */
+const MAX_CACHED_TOKENS = 10_000;
+/**
+ * How long a cached lookup is trusted. Every revocation this process writes drops it at once
+ * (Storage.onAccessRevoked); the limit bounds what another process writing the database could
+ * leave stale.
+ */
+const TOKEN_CACHE_TTL_MS = 5 * 60_000;
+
+/** A token's lookup as `authenticate` found it: the requester, and until when it is valid. */
+interface CachedToken {
+  requester: Requester;
+  expiresTs: number | null;
+  cachedTs: number;
+}
+
 export function hashAccessToken(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("hex");
 }
@@ -54,6 +70,48 @@ export function createAuthService(deps: { storage: Storage; now: () => number; s
   /** `userId \0 deviceId` -> last time last-seen was written. */
   const lastSeenWritten = new Map<string, number>();
   let decoyHash: Promise<string> | undefined;
+  /** Token hash -> its lookup; Map order is least recently used first. */
+  const tokenCache = new Map<string, CachedToken>();
+  /**
+   * Counts revocations: a lookup that read the database while one was announced may have read
+   * what it revoked, and is not cached.
+   */
+  let revocationCount = 0;
+
+  storage.onAccessRevoked((revocation) => {
+    revocationCount += 1;
+    if ("tokenHash" in revocation) {
+      tokenCache.delete(revocation.tokenHash);
+      return;
+    }
+    for (const [tokenHash, cached] of tokenCache) if (cached.requester.userId === revocation.userId) tokenCache.delete(tokenHash);
+  });
+
+  /** The requester a token stands for, from the cache or the database; undefined if it is not valid. */
+  async function lookUpToken(tokenHash: string, at: number): Promise<CachedToken | undefined> {
+    const cached = tokenCache.get(tokenHash);
+    if (cached !== undefined && at - cached.cachedTs < TOKEN_CACHE_TTL_MS) {
+      tokenCache.delete(tokenHash);
+      tokenCache.set(tokenHash, cached);
+      return cached;
+    }
+    tokenCache.delete(tokenHash);
+    const revocationsBefore = revocationCount;
+    const token = await storage.accounts.getAccessToken(tokenHash);
+    if (!token) return undefined;
+    const user = await storage.accounts.getUser(token.userId);
+    if (!user || user.deactivated) return undefined;
+    const found: CachedToken = {
+      requester: { userId: user.userId, deviceId: token.deviceId, isGuest: user.isGuest, isAdmin: user.isAdmin, tokenHash },
+      expiresTs: token.expiresTs,
+      cachedTs: at,
+    };
+    if (revocationCount === revocationsBefore) {
+      if (tokenCache.size >= MAX_CACHED_TOKENS) tokenCache.delete(tokenCache.keys().next().value as string);
+      tokenCache.set(tokenHash, found);
+    }
+    return found;
+  }
 
   async function noteLastSeen(userId: string, deviceId: string, ip: string): Promise<void> {
     const at = now();
@@ -94,13 +152,13 @@ export function createAuthService(deps: { storage: Storage; now: () => number; s
 
   return {
     async authenticate(accessToken, request): Promise<Requester | undefined> {
-      const tokenHash = hashAccessToken(accessToken);
-      const token = await storage.accounts.getAccessToken(tokenHash);
-      if (!token || (token.expiresTs !== null && token.expiresTs <= now())) return undefined;
-      const user = await storage.accounts.getUser(token.userId);
-      if (!user || user.deactivated) return undefined;
-      await noteLastSeen(token.userId, token.deviceId, request.ip);
-      return { userId: user.userId, deviceId: token.deviceId, isGuest: user.isGuest, isAdmin: user.isAdmin, tokenHash };
+      const at = now();
+      const found = await lookUpToken(hashAccessToken(accessToken), at);
+      if (!found || (found.expiresTs !== null && found.expiresTs <= at)) return undefined;
+      const { requester } = found;
+      await noteLastSeen(requester.userId, requester.deviceId, request.ip);
+      // A copy: callers must not be able to change the cached requester.
+      return { ...requester };
     },
 
     registerUser(options) {

@@ -23,6 +23,7 @@ export async function notifyDeviceListChange(ctx: ClientApiContext, userId: stri
 export async function deleteDevices(ctx: ClientApiContext, userId: string, deviceIds: string[]): Promise<void> {
   if (deviceIds.length === 0) return;
   const pos = await ctx.streams.withPositions(1, async ([streamPos]) => {
+    ctx.notifier.recordChange("device_lists", [userId], streamPos!);
     await ctx.storage.transaction(async (tx) => {
       await tx.accounts.deleteDevices(userId, deviceIds);
       await tx.keys.markDeviceListChanged(userId, streamPos!);

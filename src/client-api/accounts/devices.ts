@@ -49,6 +49,7 @@ export function createDevices(ctx: ClientApiContext, sessions: Sessions): Device
       await ctx.storage.transaction((tx) => tx.accounts.updateDevice(userId, deviceId, { displayName }));
       // Other users see device display names in key queries: a device-list change.
       const pos = await ctx.streams.withPositions(1, async ([streamPos]) => {
+        ctx.notifier.recordChange("device_lists", [userId], streamPos!);
         await ctx.storage.transaction((tx) => tx.keys.markDeviceListChanged(userId, streamPos!));
         return streamPos!;
       });

@@ -61,6 +61,7 @@ export function createKeys(ctx: ClientApiContext): Keys {
 
       if (deviceKeys) {
         const pos = await ctx.streams.withPositions(1, async ([streamPos]) => {
+          ctx.notifier.recordChange("device_lists", [userId], streamPos!);
           await storage.transaction(async (tx) => {
             await tx.keys.putDeviceKeys(userId, deviceId, deviceKeys, streamPos!);
             if (oneTime.length > 0) await tx.keys.addOneTimeKeys(oneTime);
@@ -68,12 +69,14 @@ export function createKeys(ctx: ClientApiContext): Keys {
           });
           return streamPos!;
         });
+        ctx.notifier.oneTimeKeysChanged(userId, deviceId);
         await notifyDeviceListChange(ctx, userId, pos);
       } else if (oneTime.length > 0 || fallback.length > 0) {
         await storage.transaction(async (tx) => {
           if (oneTime.length > 0) await tx.keys.addOneTimeKeys(oneTime);
           for (const key of byAlgorithm.values()) await tx.keys.setFallbackKey(key);
         });
+        ctx.notifier.oneTimeKeysChanged(userId, deviceId);
       }
       return { one_time_key_counts: await counts(userId, deviceId) };
     },
@@ -115,6 +118,7 @@ export function createKeys(ctx: ClientApiContext): Keys {
         }
         for (const [deviceId, algorithm] of devices) {
           const key = await storage.transaction((tx) => tx.keys.claimKey(userId, deviceId, algorithm));
+          ctx.notifier.oneTimeKeysChanged(userId, deviceId);
           if (!key) continue;
           ((oneTimeKeys[userId] ??= {})[deviceId] ??= {})[key.keyId] = key.key;
         }

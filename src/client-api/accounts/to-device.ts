@@ -40,6 +40,7 @@ export function createToDevice(ctx: ClientApiContext): ToDevice {
       }
 
       const lastPos = await ctx.streams.withPositions(targets.length, async (positions) => {
+        targets.forEach((t, i) => ctx.notifier.recordChange("to_device", [t.userId], positions[i]!));
         const rows: ToDeviceMessage[] = targets.map((t, i) => ({
           streamPos: positions[i]!,
           userId: t.userId,

@@ -29,6 +29,7 @@ function isPushRuleKind(kind: string): kind is PushRuleKind {
 export function createUserData(ctx: ClientApiContext): UserData {
   async function writeAccountData(userId: string, roomId: string | null, type: string, content: JsonObject): Promise<void> {
     const pos = await ctx.streams.withPositions(1, async ([streamPos]) => {
+      ctx.notifier.recordChange("account_data", [userId], streamPos!);
       await ctx.storage.transaction((tx) => tx.accountData.put(userId, roomId, type, content, streamPos!));
       return streamPos!;
     });

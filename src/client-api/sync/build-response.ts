@@ -1,15 +1,22 @@
 // Computes one /sync response (Client-Server API "Syncing") for the stream window
 // (since, to]: joined, invited, knocked and left rooms, account data, to-device messages,
 // device-list changes and one-time key counts. Pure reads; the engine decides when to run it.
+//
+// An incremental sync reads only what may have changed since its token (change-cache.ts):
+// a room without new events costs no query, and state is read only for rooms newly joined,
+// limited timelines or `full_state`.
 import type { JsonObject } from "../../core/json.js";
 import { STRIPPED_STATE_TYPES, toStrippedState } from "../../rooms/client-event.js";
 import { eventMatches, roomMatches, typeMatches, type RoomEventFilter } from "../../rooms/event-filter.js";
 import type { EventDecorator } from "../../rooms/event-decorator.js";
+import type { MembershipIndex, RoomMembers } from "../../rooms/membership-index.js";
 import { formatRoomToken, formatSyncToken, type SyncToken } from "../../rooms/tokens.js";
 import { filterVisibleEvents } from "../../rooms/visibility.js";
 import type { Storage, StoredEvent } from "../../storage/ports.js";
 import { DEFAULT_TIMELINE_LIMIT, type SyncFilter } from "./filter.js";
 import type { TypingTracker } from "./typing.js";
+import type { StreamChangeCache } from "./change-cache.js";
+import type { KeyCountsCache } from "./key-counts.js";
 
 export interface SyncRequest {
   userId: string;
@@ -23,9 +30,23 @@ export interface SyncReaders {
   storage: Storage;
   decorator: EventDecorator;
   typing: TypingTracker;
+  changes: StreamChangeCache;
+  memberships: MembershipIndex;
+  keyCounts: KeyCountsCache;
+  /**
+   * Devices (`user\0device`) whose last sync returned to-device messages: the next sync deletes
+   * them (its token acknowledges them) and reads the inbox again, new message recorded or not,
+   * since a sync returns at most TO_DEVICE_LIMIT of them.
+   */
+  toDeviceBacklog: Set<string>;
 }
 
 const PAGE = 50;
+/**
+ * The first page read for an incremental timeline: a long-polling client usually has a few new
+ * events, and every row read is parsed.
+ */
+const FIRST_INCREMENTAL_PAGE = 8;
 const MAX_SCAN = 1_000;
 const TO_DEVICE_LIMIT = 1_000;
 const MEMBER = "m.room.member";
@@ -41,7 +62,7 @@ interface Timeline {
  * The latest `limit` events of a room with afterPos < streamPos <= toPos that the user may see and
  * the filter matches (ascending), read backward from the end of the log.
  */
-async function latestEvents(readers: SyncReaders, userId: string, roomId: string, afterPos: number, toPos: number, limit: number, filter: RoomEventFilter): Promise<Timeline> {
+async function latestEvents(readers: SyncReaders, userId: string, roomId: string, afterPos: number, toPos: number, limit: number, filter: RoomEventFilter, room?: RoomMembers): Promise<Timeline> {
   const { storage } = readers;
   const picked: StoredEvent[] = [];
   let beforeSeq: number | undefined;
@@ -49,7 +70,8 @@ async function latestEvents(readers: SyncReaders, userId: string, roomId: string
   let scanned = 0;
   let limited = false;
   for (;;) {
-    const page = await storage.events.getRoomEvents(roomId, { direction: "backward", limit: PAGE, ...(beforeSeq === undefined ? {} : { beforeSeq }) });
+    const pageSize = beforeSeq === undefined && afterPos > 0 ? FIRST_INCREMENTAL_PAGE : PAGE;
+    const page = await storage.events.getRoomEvents(roomId, { direction: "backward", limit: pageSize, ...(beforeSeq === undefined ? {} : { beforeSeq }) });
     const fresh = beforeSeq === undefined ? page : page.filter((e) => e.roomSeq < (beforeSeq as number));
     if (fresh.length === 0) break;
     beforeSeq = Math.min(...fresh.map((e) => e.roomSeq));
@@ -65,11 +87,11 @@ async function latestEvents(readers: SyncReaders, userId: string, roomId: string
     }
     if (run.length === 0 && !reachedStart) {
       // Only events beyond `toPos` so far.
-      if (fresh.length < PAGE) break;
+      if (fresh.length < pageSize) break;
       continue;
     }
     scanned += run.length;
-    const visible = new Set((await filterVisibleEvents(storage, roomId, userId, [...run].reverse())).map((e) => e.eventId));
+    const visible = new Set((await filterVisibleEvents(storage, roomId, userId, [...run].reverse(), room)).map((e) => e.eventId));
     for (const event of run) {
       // One more event in the window than fits: the timeline has a gap.
       if (picked.length >= limit) {
@@ -79,7 +101,7 @@ async function latestEvents(readers: SyncReaders, userId: string, roomId: string
       prevBoundary = event.roomSeq;
       if (!event.softFailed && visible.has(event.eventId) && eventMatches(filter, event.pdu)) picked.push(event);
     }
-    if (limited || reachedStart || fresh.length < PAGE) break;
+    if (limited || reachedStart || fresh.length < pageSize) break;
     if (scanned >= MAX_SCAN) {
       limited = true;
       break;
@@ -90,7 +112,7 @@ async function latestEvents(readers: SyncReaders, userId: string, roomId: string
 }
 
 export async function buildSyncResponse(readers: SyncReaders, request: SyncRequest, toPos: number, typingSerial: number): Promise<{ body: JsonObject; empty: boolean }> {
-  const { storage, decorator, typing } = readers;
+  const { storage, decorator, typing, changes: changeCache, keyCounts } = readers;
   const { userId, deviceId, filter } = request;
   const initial = request.since === undefined;
   const sincePos = Math.min(request.since?.streamPos ?? 0, toPos);
@@ -98,8 +120,10 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
   const viewer = { userId, deviceId };
   const timelineLimit = filter.timeline.limit ?? DEFAULT_TIMELINE_LIMIT;
 
-  const memberships = await storage.events.getMembershipsOfUser(userId);
-  const changes = initial ? [] : await storage.events.getMembershipChanges(userId, sincePos, toPos);
+  const maybe = (stream: Parameters<StreamChangeCache["mayHaveChanged"]>[0], entity: string): boolean => initial || changeCache.mayHaveChanged(stream, entity, sincePos);
+
+  const memberships = await readers.memberships.membershipsOf(userId);
+  const changes = initial || !maybe("membership", userId) ? [] : await storage.events.getMembershipChanges(userId, sincePos, toPos);
   const changedRooms = new Map<string, typeof changes>();
   for (const change of changes) {
     const list = changedRooms.get(change.roomId) ?? [];
@@ -108,7 +132,7 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
   }
   const wanted = (roomId: string): boolean => roomMatches({ notRooms: filter.notRooms, ...(filter.rooms ? { rooms: filter.rooms } : {}) }, roomId);
 
-  const accountData = await storage.accountData.getChanged(userId, sincePos, toPos);
+  const accountData = maybe("account_data", userId) ? await storage.accountData.getChanged(userId, sincePos, toPos) : [];
   const roomAccountData = new Map<string, Array<{ type: string; content: JsonObject }>>();
   for (const entry of accountData) {
     if (entry.roomId === null || !typeMatches(filter.roomAccountData.types, filter.roomAccountData.notTypes, entry.type)) continue;
@@ -118,7 +142,8 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
   }
 
   const joinedIds = [...memberships].filter(([roomId, m]) => m === "join" && wanted(roomId)).map(([roomId]) => roomId);
-  const receipts = joinedIds.length > 0 ? await storage.receipts.getChanged(joinedIds, sincePos, toPos) : [];
+  const receiptRooms = joinedIds.filter((roomId) => maybe("receipts", roomId));
+  const receipts = receiptRooms.length > 0 ? await storage.receipts.getChanged(receiptRooms, sincePos, toPos) : [];
 
   const join: JsonObject = {};
   const deviceListUsers = new Set<string>();
@@ -134,7 +159,10 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
     }
     const fromStart = initial || newlyJoined;
     const fullState = fromStart || request.fullState;
-    const timeline = await latestEvents(readers, userId, roomId, fromStart ? 0 : sincePos, toPos, timelineLimit, filter.timeline);
+    const timeline: Timeline =
+      fromStart || maybe("room_events", roomId)
+        ? await latestEvents(readers, userId, roomId, fromStart ? 0 : sincePos, toPos, timelineLimit, filter.timeline, await readers.memberships.room(roomId))
+        : { events: [], limited: false, prevBoundary: 0 };
 
     let state: StoredEvent[] = [];
     if (fullState || timeline.limited) {
@@ -185,7 +213,7 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
       account_data: { events: roomData as unknown as JsonObject[] },
       unread_notifications: { highlight_count: 0, notification_count: 0 },
     };
-    if (fullState || roomChanges.length > 0 || timeline.events.some((e) => e.pdu.type === MEMBER)) entry.summary = await summaryOf(storage, roomId, userId);
+    if (fullState || roomChanges.length > 0 || timeline.events.some((e) => e.pdu.type === MEMBER)) entry.summary = summaryOf(await readers.memberships.room(roomId), userId);
     join[roomId] = entry;
   }
 
@@ -223,19 +251,27 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
     .filter((entry) => entry.roomId === null && typeMatches(filter.accountData.types, filter.accountData.notTypes, entry.type))
     .map((entry) => ({ type: entry.type, content: entry.content }));
 
-  if (!initial) await storage.toDevice.deleteUpTo(userId, deviceId, sincePos);
-  const toDevice = await storage.toDevice.getPending(userId, deviceId, toPos, TO_DEVICE_LIMIT);
+  // Messages up to `since` were delivered by the sync that issued it; they go once others are read.
+  const inbox = `${userId}\u0000${deviceId}`;
+  let toDevice: Awaited<ReturnType<Storage["toDevice"]["getPending"]>> = [];
+  if (readers.toDeviceBacklog.has(inbox) || maybe("to_device", userId)) {
+    if (!initial) await storage.toDevice.deleteUpTo(userId, deviceId, sincePos);
+    toDevice = await storage.toDevice.getPending(userId, deviceId, toPos, TO_DEVICE_LIMIT);
+    if (toDevice.length > 0) readers.toDeviceBacklog.add(inbox);
+    else readers.toDeviceBacklog.delete(inbox);
+  }
 
   let changedDevices: string[] = [];
   if (!initial) {
     const sharing = new Set<string>([userId]);
     for (const roomId of [...memberships].filter(([, m]) => m === "join").map(([id]) => id)) {
-      for (const member of await storage.events.getMembers(roomId, "join")) sharing.add(member);
+      for (const member of await readers.memberships.joinedMembers(roomId)) sharing.add(member);
     }
-    changedDevices = [...new Set([...(await storage.keys.getDeviceListChanges([...sharing], sincePos, toPos)), ...deviceListUsers])].filter((u) => u.length > 0);
+    const listsChanged = changeCache.anyMayHaveChanged("device_lists", sharing, sincePos) ? await storage.keys.getDeviceListChanges([...sharing], sincePos, toPos) : [];
+    changedDevices = [...new Set([...listsChanged, ...deviceListUsers])].filter((u) => u.length > 0);
   }
 
-  const [otkCounts, fallbackTypes] = await Promise.all([storage.keys.countOneTimeKeys(userId, deviceId), storage.keys.unusedFallbackAlgorithms(userId, deviceId)]);
+  const { oneTimeKeyCounts: otkCounts, unusedFallbackAlgorithms: fallbackTypes } = await keyCounts.get(userId, deviceId);
 
   const roomsBody: JsonObject = { join, invite, leave, knock };
   const body: JsonObject = {
@@ -276,8 +312,13 @@ async function strippedStateOf(storage: Storage, roomId: string, userId: string)
 }
 
 /** Room summary (Client-Server API "Lazy-loading room members"): counts and up to five heroes. */
-async function summaryOf(storage: Storage, roomId: string, userId: string): Promise<JsonObject> {
-  const [joined, invited] = await Promise.all([storage.events.getMembers(roomId, "join"), storage.events.getMembers(roomId, "invite")]);
+function summaryOf(room: RoomMembers, userId: string): JsonObject {
+  const joined: string[] = [];
+  const invited: string[] = [];
+  for (const [member, { membership }] of room.members) {
+    if (membership === "join") joined.push(member);
+    else if (membership === "invite") invited.push(member);
+  }
   const heroes = [...joined, ...invited].filter((member) => member !== userId).sort().slice(0, 5);
   return { "m.heroes": heroes, "m.joined_member_count": joined.length, "m.invited_member_count": invited.length };
 }

@@ -7,11 +7,14 @@
 // wakes it.
 import type { Logger } from "pino";
 import { EventDecorator } from "../../rooms/event-decorator.js";
+import type { MembershipIndex } from "../../rooms/membership-index.js";
 import { TransactionEchoes } from "../../rooms/transaction-echoes.js";
 import type { Storage } from "../../storage/ports.js";
 import type { StreamTracker } from "../../storage/stream-tracker.js";
 import type { SyncNotifier } from "../contracts.js";
-import { buildSyncResponse, type SyncRequest } from "./build-response.js";
+import { buildSyncResponse, type SyncReaders, type SyncRequest } from "./build-response.js";
+import { StreamChangeCache } from "./change-cache.js";
+import { KeyCountsCache } from "./key-counts.js";
 import { roomKey, SyncWaiters, userKey } from "./notifier.js";
 import { TypingTracker } from "./typing.js";
 import type { JsonObject } from "../../core/json.js";
@@ -31,25 +34,39 @@ export interface SyncEngine {
   close(): void;
 }
 
-export function createSyncEngine(deps: { storage: Storage; streams: StreamTracker; logger: Logger; now: () => number }): SyncEngine {
-  const { storage, streams, now } = deps;
+export function createSyncEngine(deps: { storage: Storage; streams: StreamTracker; memberships: MembershipIndex; logger: Logger; now: () => number }): SyncEngine {
+  const { storage, streams, memberships, now } = deps;
   const waiters = new SyncWaiters(streams);
   const typing = new TypingTracker(now, (roomId) => waiters.wakeKeys([roomKey(roomId)]));
   const transactions = new TransactionEchoes();
   const decorator = new EventDecorator(storage, transactions, now);
-  const readers = { storage, decorator, typing };
+  // Everything committed before start-up is below the floor: older tokens get full answers.
+  const changes = new StreamChangeCache(streams.visible);
+  const keyCounts = new KeyCountsCache(storage.keys);
+  const readers: SyncReaders = { storage, decorator, typing, changes, memberships, keyCounts, toDeviceBacklog: new Set() };
   let closed = false;
 
+  const notifier: SyncNotifier = {
+    notifyUsers: (userIds, streamPos) => waiters.notifyUsers(userIds, streamPos),
+    notifyRoom: (roomId, streamPos) => waiters.notifyRoom(roomId, streamPos),
+    recordChange(stream, entities, streamPos) {
+      changes.record(stream, entities, streamPos);
+      // Devices deleted or re-created: their key counts go with them.
+      if (stream === "device_lists") for (const userId of entities) keyCounts.invalidateUser(userId);
+    },
+    oneTimeKeysChanged: (userId, deviceId) => keyCounts.invalidateDevice(userId, deviceId),
+  };
+
   return {
-    notifier: waiters,
+    notifier,
     typing,
     transactions,
     decorator,
     async sync(request, timeoutMs, signal) {
       const deadline = now() + Math.min(timeoutMs, MAX_SYNC_TIMEOUT_MS);
       for (;;) {
-        const memberships = await storage.events.getMembershipsOfUser(request.userId);
-        const keys = [userKey(request.userId), ...[...memberships.keys()].map(roomKey)];
+        const rooms = await memberships.membershipsOf(request.userId);
+        const keys = [userKey(request.userId), ...[...rooms.keys()].map(roomKey)];
         const remaining = deadline - now();
         const controller = new AbortController();
         const onAbort = (): void => controller.abort();

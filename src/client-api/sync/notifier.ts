@@ -1,4 +1,4 @@
-// Wakes long-polling syncs (the SyncNotifier contract). Waiters are keyed by user and by room.
+// Wakes long-polling syncs (the waking half of SyncNotifier). Waiters are keyed by user and by room.
 // A notification at a stream position syncs may not read yet (a lower position is still being
 // committed) is held until the stream tracker makes it visible, so a woken sync always finds the
 // change it was woken for.
@@ -16,7 +16,7 @@ export const roomKey = (roomId: string): string => `r:${roomId}`;
 /** How often held notifications are re-checked while a lower position is in flight. */
 const HELD_RECHECK_MS = 2;
 
-export class SyncWaiters implements SyncNotifier {
+export class SyncWaiters implements Pick<SyncNotifier, "notifyUsers" | "notifyRoom"> {
   private readonly waiters = new Map<string, Set<Waiter>>();
   private held: Array<{ streamPos: number; keys: string[] }> = [];
   private timer: NodeJS.Timeout | undefined;

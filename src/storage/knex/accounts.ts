@@ -1,6 +1,6 @@
 // Users, devices and access tokens.
 import type { Knex } from "knex";
-import type { AccessTokenRow, AccountsRepo, DeviceRow, UserRow } from "../ports.js";
+import type { AccessRevocation, AccessTokenRow, AccountsRepo, DeviceRow, UserRow } from "../ports.js";
 import { atomically, chunk, containsPattern, retireStreamPos, toBool, toNumber, toNumberOrNull } from "./db.js";
 
 interface UserRecord {
@@ -79,7 +79,26 @@ const userColumns = {
   appserviceId: "appservice_id",
 } as const;
 
-export function createAccountsRepo(knex: Knex): AccountsRepo {
+/** Deletes the devices with their access tokens, keys and to-device inbox, atomically. */
+async function deleteDevicesAndTheirData(knex: Knex, userId: string, deviceIds: string[]): Promise<void> {
+  await atomically(knex, async (trx) => {
+    for (const ids of chunk(deviceIds)) {
+      const inbox = (await trx("to_device").where("user_id", userId).whereIn("device_id", ids).max({ pos: "stream_pos" }).first()) as
+        | { pos: unknown }
+        | undefined;
+      if (inbox?.pos !== null && inbox?.pos !== undefined) await retireStreamPos(trx, toNumber(inbox.pos));
+      for (const table of ["to_device", "device_keys", "one_time_keys", "access_tokens", "devices"]) {
+        await trx(table).where("user_id", userId).whereIn("device_id", ids).del();
+      }
+    }
+  });
+}
+
+/** The user flags that decide what an access token may do (see AccessRevocation). */
+const accessFlags = ["isAdmin", "isGuest", "deactivated"] as const;
+
+/** `revoked` is told about every write that may take access away (Storage.onAccessRevoked). */
+export function createAccountsRepo(knex: Knex, revoked: (revocation: AccessRevocation) => void): AccountsRepo {
   return {
     async createUser(user) {
       await knex("users").insert({
@@ -112,7 +131,12 @@ export function createAccountsRepo(knex: Knex): AccountsRepo {
         const value = changes[field as keyof typeof userColumns];
         if (value !== undefined) update[column] = value;
       }
-      if (Object.keys(update).length > 0) await knex("users").where("user_id", userId).update(update);
+      if (Object.keys(update).length === 0) return;
+      try {
+        await knex("users").where("user_id", userId).update(update);
+      } finally {
+        if (accessFlags.some((flag) => changes[flag] !== undefined)) revoked({ userId });
+      }
     },
 
     async listUsers({ from = 0, limit, nameContains, includeGuests = true, includeDeactivated = true }) {
@@ -174,17 +198,11 @@ export function createAccountsRepo(knex: Knex): AccountsRepo {
 
     async deleteDevices(userId, deviceIds) {
       if (deviceIds.length === 0) return;
-      await atomically(knex, async (trx) => {
-        for (const ids of chunk(deviceIds)) {
-          const inbox = (await trx("to_device").where("user_id", userId).whereIn("device_id", ids).max({ pos: "stream_pos" }).first()) as
-            | { pos: unknown }
-            | undefined;
-          if (inbox?.pos !== null && inbox?.pos !== undefined) await retireStreamPos(trx, toNumber(inbox.pos));
-          for (const table of ["to_device", "device_keys", "one_time_keys", "access_tokens", "devices"]) {
-            await trx(table).where("user_id", userId).whereIn("device_id", ids).del();
-          }
-        }
-      });
+      try {
+        await deleteDevicesAndTheirData(knex, userId, deviceIds);
+      } finally {
+        revoked({ userId });
+      }
     },
 
     async createAccessToken(token) {
@@ -203,11 +221,19 @@ export function createAccountsRepo(knex: Knex): AccountsRepo {
     },
 
     async deleteAccessToken(tokenHash) {
-      await knex("access_tokens").where("token_hash", tokenHash).del();
+      try {
+        await knex("access_tokens").where("token_hash", tokenHash).del();
+      } finally {
+        revoked({ tokenHash });
+      }
     },
 
     async deleteAccessTokensOfUser(userId) {
-      await knex("access_tokens").where("user_id", userId).del();
+      try {
+        await knex("access_tokens").where("user_id", userId).del();
+      } finally {
+        revoked({ userId });
+      }
     },
   };
 }

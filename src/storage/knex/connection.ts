@@ -22,6 +22,40 @@ const pgTypes = {
   },
 };
 
+/** Distinct SQL texts kept prepared per SQLite connection (knex varies SQL with `IN` list lengths). */
+const PREPARED_STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Makes `connection.prepare(sql)` return the statement prepared earlier for the same SQL text, the
+ * least recently used of at most `capacity` texts being finalised first: knex's better-sqlite3
+ * dialect prepares every query it runs, and parsing SQL was a visible part of each request's cost.
+ *
+ * Sharing a statement is safe because of how knex uses it: `_query` calls `.all()` or `.run()`,
+ * which bind, run to completion and reset the statement synchronously, so no two uses can
+ * interleave on the one JS thread; knex never iterates a statement (its streams are built on
+ * `_query`), and it changes a statement's mode only through the `safeIntegers` query option,
+ * which Bobbin never sets. A schema change is safe too: SQLite recompiles a prepared statement
+ * whose schema changed on its next run.
+ */
+function cachePreparedStatements(connection: BetterSqlite3.Database, capacity: number): void {
+  const prepare = connection.prepare.bind(connection);
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  connection.prepare = ((sql: string) => {
+    // knex names each savepoint after its transaction (`SAVEPOINT trx42`): never seen again.
+    if (/^(SAVEPOINT|RELEASE|ROLLBACK TO) /.test(sql)) return prepare(sql);
+    let statement = statements.get(sql);
+    if (statement !== undefined) {
+      // Map keeps insertion order: re-inserting marks it most recently used.
+      statements.delete(sql);
+    } else {
+      statement = prepare(sql);
+      if (statements.size >= capacity) statements.delete(statements.keys().next().value as string);
+    }
+    statements.set(sql, statement);
+    return statement;
+  }) as BetterSqlite3.Database["prepare"];
+}
+
 export function createKnex(settings: DatabaseSettings): Knex {
   if (settings.engine === "sqlite") {
     if (settings.path !== ":memory:") mkdirSync(dirname(settings.path), { recursive: true });
@@ -51,6 +85,7 @@ export function createKnex(settings: DatabaseSettings): Knex {
             connection.pragma("foreign_keys = ON");
             // Another process (a `bobbin migrate`, a backup) holding the lock: wait, do not fail.
             connection.pragma("busy_timeout = 5000");
+            cachePreparedStatements(connection, PREPARED_STATEMENT_CACHE_SIZE);
             done(null, connection);
           } catch (error) {
             done(error as Error, connection);

@@ -1,6 +1,6 @@
 // The knex implementation of Storage: every repository bound to the pool, or to a transaction.
 import type { Knex } from "knex";
-import type { Storage, StorageRepos } from "../ports.js";
+import type { AccessRevocation, Storage, StorageRepos } from "../ports.js";
 import { createAccountDataRepo } from "./account-data.js";
 import { createAccountsRepo } from "./accounts.js";
 import { createAliasesRepo } from "./aliases.js";
@@ -8,16 +8,25 @@ import { createClientTxnsRepo } from "./client-txns.js";
 import { type Engine, toNumber } from "./db.js";
 import { createEventsRepo } from "./events.js";
 import { createFiltersRepo } from "./filters.js";
+import { createGroupCommit } from "./group-commit.js";
 import { createKeysRepo } from "./keys.js";
 import { createReceiptsRepo } from "./receipts.js";
+import { createServerKeysRepo } from "./server-keys.js";
 import { createToDeviceRepo } from "./to-device.js";
 
 /** Every table with a stream_pos column, plus the retired-positions row (see stream_retired). */
 const streamTables = ["events", "account_data", "receipts", "to_device", "device_keys", "device_list_changes", "stream_retired"];
 
-export function createRepos(knex: Knex, engine: Engine): StorageRepos {
+/**
+ * Transactions one SQLite batch may hold (group-commit.ts). At ~0.1 ms of work each, a full batch
+ * keeps queries outside transactions waiting a few milliseconds at most.
+ */
+const MAX_GROUP_COMMIT_BATCH = 64;
+
+/** `revoked`: see Storage.onAccessRevoked; the caller delivers it once the write has settled. */
+export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: AccessRevocation) => void): StorageRepos {
   return {
-    accounts: createAccountsRepo(knex),
+    accounts: createAccountsRepo(knex, revoked),
     events: createEventsRepo(knex),
     clientTxns: createClientTxnsRepo(knex),
     aliases: createAliasesRepo(knex),
@@ -26,16 +35,37 @@ export function createRepos(knex: Knex, engine: Engine): StorageRepos {
     receipts: createReceiptsRepo(knex),
     toDevice: createToDeviceRepo(knex),
     keys: createKeysRepo(knex, engine),
+    serverKeys: createServerKeysRepo(knex),
   };
 }
 
 export function createKnexStorage(knex: Knex, engine: Engine): Storage {
+  const revocationListeners: Array<(revocation: AccessRevocation) => void> = [];
+  const announce = (revocation: AccessRevocation): void => {
+    for (const listener of revocationListeners) listener(revocation);
+  };
+  // SQLite commits with an fsync each on its one connection: batching concurrent transactions
+  // into one commit is what lets it keep up. PostgreSQL runs transactions in parallel on its pool
+  // and already shares WAL flushes between concurrent commits.
+  const runTransaction: <T>(work: (trx: Knex.Transaction) => Promise<T>) => Promise<T> =
+    engine === "sqlite" ? createGroupCommit(knex, engine, { maxBatch: MAX_GROUP_COMMIT_BATCH }) : (work) => knex.transaction(work);
+
   return {
     engine,
-    ...createRepos(knex, engine),
+    ...createRepos(knex, engine, announce),
 
-    transaction(work) {
-      return knex.transaction((trx) => work(createRepos(trx, engine)));
+    async transaction(work) {
+      // Revocations inside a transaction are announced once it has settled (committed or not).
+      const revocations: AccessRevocation[] = [];
+      try {
+        return await runTransaction((trx) => work(createRepos(trx, engine, (revocation) => revocations.push(revocation))));
+      } finally {
+        for (const revocation of revocations) announce(revocation);
+      }
+    },
+
+    onAccessRevoked(listener) {
+      revocationListeners.push(listener);
     },
 
     async maxStreamPos() {

@@ -6,6 +6,7 @@
 // Never edit or reorder a migration that has shipped; knex records applied names.
 import type { Knex } from "knex";
 import { initialSchema } from "./0001-initial-schema.js";
+import { serverKeysSchema } from "./0002-server-keys.js";
 
 export interface Migration {
   /** Recorded in the `knex_migrations` table; unique and stable forever. */
@@ -14,7 +15,7 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [initialSchema];
+export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema];
 
 /** The knex migration source over `migrations`. */
 export function migrationSource(list: readonly Migration[] = migrations): Knex.MigrationSource<Migration> {

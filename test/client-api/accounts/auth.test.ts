@@ -1,4 +1,5 @@
 // Registration, login, tokens, logout and account management as a client sees them.
+import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
 import { startTestServer, type TestServer } from "../../support/test-server.js";
 
@@ -188,6 +189,39 @@ describe("accounts: registration and login", () => {
     expect((await server.request("GET", `${C}/v3/account/whoami`, { token: kim.accessToken })).status).toBe(401);
     const login = await server.request("POST", `${C}/v3/login`, { body: { type: "m.login.password", user: "kim", password: PASSWORD } });
     expect(login).toMatchObject({ status: 403, body: { errcode: "M_USER_DEACTIVATED" } });
+  });
+
+  // The auth service keeps token lookups in memory: every way of taking access away must reach
+  // it before the request that took it away is answered.
+  it("refuses a token at once after its access was taken away, though it was just used", async () => {
+    const whoami = async (token: string) => (await server.request("GET", `${C}/v3/account/whoami`, { token })).status;
+    const login = async (user: string) => (await server.request("POST", `${C}/v3/login`, { body: { type: "m.login.password", user, password: PASSWORD } })).body;
+    const nora = await server.register("nora");
+    const [phone, laptop, tablet] = [await login("nora"), await login("nora"), await login("nora")];
+    for (const token of [nora.accessToken, phone.access_token, laptop.access_token, tablet.access_token]) expect(await whoami(token)).toBe(200);
+
+    // Deleting a device, from another one (UIA: a first 401 hands out the session).
+    const path = `${C}/v3/devices/${phone.device_id}`;
+    const started = await server.request("DELETE", path, { token: nora.accessToken, body: {} });
+    const auth = { type: "m.login.password", identifier: { type: "m.id.user", user: "nora" }, password: PASSWORD, session: started.body.session };
+    expect((await server.request("DELETE", path, { token: nora.accessToken, body: { auth } })).status).toBe(200);
+    expect(await whoami(phone.access_token)).toBe(401);
+
+    // Logging out.
+    expect((await server.request("POST", `${C}/v3/logout`, { token: laptop.access_token, body: {} })).status).toBe(200);
+    expect(await whoami(laptop.access_token)).toBe(401);
+
+    // A write straight to storage, inside a transaction (admin tooling, future routes).
+    expect(await whoami(tablet.access_token)).toBe(200);
+    await server.homeserver.storage.transaction((tx) => tx.accounts.updateUser("@nora:localhost", { deactivated: true }));
+    expect(await whoami(tablet.access_token)).toBe(401);
+    expect(await whoami(nora.accessToken)).toBe(401);
+    // Reactivated: the tokens that were not deleted work again (nothing negative is cached).
+    await server.homeserver.storage.accounts.updateUser("@nora:localhost", { deactivated: false });
+    expect(await whoami(tablet.access_token)).toBe(200);
+    await server.homeserver.storage.accounts.deleteAccessToken(createHash("sha256").update(tablet.access_token).digest("hex"));
+    expect(await whoami(tablet.access_token)).toBe(401);
+    expect(await whoami(nora.accessToken)).toBe(200);
   });
 
   it("stores neither passwords nor tokens in clear", async () => {

@@ -1,0 +1,13 @@
+// The key exchange routes, mounted at the root: `GET /_matrix/key/v2/server`, `GET /_matrix/key/v2/query/{serverName}`, `POST /_matrix/key/v2/query`.
+import { Router } from "express";
+import type { KeyNotary } from "../keys/notary.js";
+import { keyQueryServerRoute } from "./key-query-server.js";
+import { keyQueryRoute } from "./key-query.js";
+import { keyServerRoute } from "./key-server.js";
+
+/** Unauthenticated (LM draft: "Authentication required: No"); `Authorization` headers are ignored. */
+export function keyRoutes(deps: { notary: KeyNotary }): Router {
+  const router = Router();
+  router.use(keyServerRoute(deps), keyQueryServerRoute(deps), keyQueryRoute(deps));
+  return router;
+}

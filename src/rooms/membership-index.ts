@@ -1,0 +1,98 @@
+// Memberships in memory: each user's rooms, and each room's members and history visibility, so
+// that syncs, summaries and fan-out do not read them from the database on every request. Loaded
+// lazily from storage; the room writer applies every state event it commits, before the event's
+// stream position is released, so a sync that can read an event also finds it applied here.
+//
+// A load racing a commit could read the state just before it; the index then keeps nothing of
+// that load (the commit bumps `generation`), and the next call loads again.
+import type { Storage } from "../storage/ports.js";
+
+const MEMBER = "m.room.member";
+const HISTORY_VISIBILITY = "m.room.history_visibility";
+
+/** Users and rooms kept; past this the map is dropped and reloaded on demand. */
+const MAX_USERS = 100_000;
+const MAX_ROOMS = 10_000;
+
+export interface MemberState {
+  membership: string;
+  /** roomSeq of the member event. */
+  roomSeq: number;
+}
+
+export interface RoomMembers {
+  /** Current membership of every user with a member event. */
+  readonly members: ReadonlyMap<string, MemberState>;
+  /** The current `m.room.history_visibility` value and its event's roomSeq. */
+  readonly historyVisibility: { value: unknown; roomSeq: number } | undefined;
+}
+
+interface MutableRoom {
+  members: Map<string, MemberState>;
+  historyVisibility: { value: unknown; roomSeq: number } | undefined;
+}
+
+export class MembershipIndex {
+  private readonly users = new Map<string, Map<string, string>>();
+  private readonly rooms = new Map<string, MutableRoom>();
+  private generation = 0;
+
+  constructor(private readonly storage: Storage) {}
+
+  /** The user's current memberships: room ID -> membership (a copy). */
+  async membershipsOf(userId: string): Promise<Map<string, string>> {
+    const cached = this.users.get(userId);
+    if (cached) return new Map(cached);
+    const generation = this.generation;
+    const loaded = await this.storage.events.getMembershipsOfUser(userId);
+    if (generation === this.generation) {
+      if (this.users.size >= MAX_USERS) this.users.clear();
+      this.users.set(userId, new Map(loaded));
+    }
+    return loaded;
+  }
+
+  /** The room's members and history visibility, as of the last committed event. */
+  async room(roomId: string): Promise<RoomMembers> {
+    const cached = this.rooms.get(roomId);
+    if (cached) return cached;
+    const generation = this.generation;
+    const state = await this.storage.events.getCurrentState(roomId);
+    const room: MutableRoom = { members: new Map(), historyVisibility: undefined };
+    for (const event of state) {
+      if (event.pdu.type === MEMBER && event.pdu.state_key !== undefined && typeof event.pdu.content.membership === "string") {
+        room.members.set(event.pdu.state_key, { membership: event.pdu.content.membership, roomSeq: event.roomSeq });
+      } else if (event.pdu.type === HISTORY_VISIBILITY && event.pdu.state_key === "") {
+        room.historyVisibility = { value: event.pdu.content.history_visibility, roomSeq: event.roomSeq };
+      }
+    }
+    if (generation === this.generation) {
+      if (this.rooms.size >= MAX_ROOMS) this.rooms.clear();
+      this.rooms.set(roomId, room);
+    }
+    return room;
+  }
+
+  /** User IDs currently joined to the room. */
+  async joinedMembers(roomId: string): Promise<string[]> {
+    const room = await this.room(roomId);
+    const joined: string[] = [];
+    for (const [userId, member] of room.members) if (member.membership === "join") joined.push(userId);
+    return joined;
+  }
+
+  /** A state event of `roomId` committed at `roomSeq` (called by the room writer). */
+  applyStateEvent(roomId: string, roomSeq: number, event: { type: string; stateKey: string; content: Record<string, unknown> }): void {
+    if (event.type === MEMBER) {
+      const membership = event.content.membership;
+      if (typeof membership !== "string") return;
+      this.generation += 1;
+      this.users.get(event.stateKey)?.set(roomId, membership);
+      this.rooms.get(roomId)?.members.set(event.stateKey, { membership, roomSeq });
+    } else if (event.type === HISTORY_VISIBILITY && event.stateKey === "") {
+      this.generation += 1;
+      const room = this.rooms.get(roomId);
+      if (room) room.historyVisibility = { value: event.content.history_visibility, roomSeq };
+    }
+  }
+}
