@@ -14,6 +14,7 @@ import { startHomeserver } from "./app/homeserver.js";
 import { createLogger } from "./app/logger.js";
 import { loadOrCreateSigningKey, SigningKeyError } from "./app/signing-key-store.js";
 import { migrateDatabase, openStorage, type DatabaseSettings } from "./storage/index.js";
+import { KeyFileError, readOldVerifyKeys, rotateSigningKey } from "./federation/keys/key-rotation.js";
 
 export const USAGE = `Usage: bobbin <command> [options]
 
@@ -26,6 +27,9 @@ Commands:
       Create an account, whether open registration is enabled or not, and print its user ID.
   migrate [--config FILE]
       Bring the database schema up to date.
+  rotate-key [--config FILE]
+      Replace the signing key with a new one; the old key stays published under old_verify_keys
+      (docs/signing-keys.md). Restart the server afterwards.
 
 The configuration is read from --config FILE, else $BOBBIN_CONFIG, else ./bobbin.yaml if it
 exists, else the embedded default (localhost:8008, SQLite in ./data). See docs/config.md.
@@ -69,6 +73,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return await registerUser(rest, io);
       case "migrate":
         return await migrate(rest, io);
+      case "rotate-key":
+        return rotateKey(rest, io);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
@@ -77,7 +83,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.stderr(`bobbin: ${error.message}\n\n${USAGE}`);
       return 2;
     }
-    if (error instanceof ConfigError || error instanceof SigningKeyError || error instanceof CliFailure) {
+    if (error instanceof ConfigError || error instanceof SigningKeyError || error instanceof KeyFileError || error instanceof CliFailure) {
       io.stderr(`bobbin: ${error.message}\n`);
       return 1;
     }
@@ -138,7 +144,8 @@ async function start(args: string[], io: CliIo): Promise<number> {
 
   let homeserver;
   try {
-    homeserver = await startHomeserver(toHomeserverSettings(config, { signingKey, logger }));
+    const oldVerifyKeys = readOldVerifyKeys(config.signingKeyPath);
+    homeserver = await startHomeserver({ ...toHomeserverSettings(config, { signingKey, logger }), oldVerifyKeys });
   } catch (error) {
     throw explainStartupFailure(error, config);
   }
@@ -263,4 +270,14 @@ function isEntryPoint(): boolean {
   }
 }
 
+// bobbin rotate-key [--config FILE]
+function rotateKey(args: string[], io: CliIo): number {
+  const values = parse(args, configOption);
+  const config = readConfig(values, io);
+  const rotation = rotateSigningKey(config.signingKeyPath, Date.now(), config.signingKeyBackend);
+  io.stdout(`new signing key ${rotation.newKeyId}; retired ${rotation.retiredKeyIds.join(", ")} (kept in ${config.signingKeyPath}.old)\nRestart the server to sign with it.\n`);
+  return 0;
+}
+
 if (isEntryPoint()) await main(process.argv.slice(2));
+

@@ -1,11 +1,19 @@
 // The composition root: opens storage, builds every service once, mounts the APIs and listens.
 // Everything here is wired from plain settings; config loading and the CLI live in config.ts
 // and main.ts.
+import { promises as dns } from "node:dns";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { SigningKey } from "../core/signing.js";
 import type { FederationSettings } from "../federation/transport/settings.js";
+import { createFederationClient, createHttpExchanger, createServerResolver, createWellKnownFetcher, wellKnownRoutes } from "../federation/transport/index.js";
+import { createKeyRing } from "../federation/keys/key-ring.js";
+import { createKeyNotary } from "../federation/keys/notary.js";
+import type { OldVerifyKey } from "../federation/keys/server-keys.js";
+import { keyRoutes } from "../federation/routes/key-routes.js";
 import { createAuthService } from "../client-api/accounts/index.js";
 import { createRateLimiter, type RateLimitSettings } from "../client-api/accounts/rate-limit.js";
 import type { ClientApiContext } from "../client-api/contracts.js";
@@ -29,6 +37,8 @@ export interface HomeserverSettings {
   maxRequestBytes: number;
   /** Federation transport settings (config key `federation`); absent in tests that do not federate. */
   federation?: FederationSettings;
+  /** Retired signing keys still published under `old_verify_keys` (docs/signing-keys.md). */
+  oldVerifyKeys?: OldVerifyKey[];
   logger: Logger;
   now?: () => number;
 }
@@ -72,10 +82,39 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     logger: logger.child({ component: "rooms" }),
     now,
   });
+  // Federation: outbound client (X-Matrix, server discovery, TLS), the key ring and the notary.
+  const federation = settings.federation ?? { allowInsecureHttp: false, trustedKeyServers: [] };
+  const exchanger = createHttpExchanger(federation.extraCaPath ? { extraCa: readFileSync(federation.extraCaPath) } : {});
+  const federationLogger = logger.child({ component: "federation" });
+  const resolver = createServerResolver({ dns: new dns.Resolver(), fetchWellKnown: createWellKnownFetcher({ exchanger }), logger: federationLogger });
+  const federationClient = createFederationClient({
+    serverName: settings.serverName,
+    signingKeys: [settings.signingKey],
+    resolver,
+    exchanger,
+    allowInsecureHttp: federation.allowInsecureHttp,
+    logger: federationLogger,
+  });
+  const own = { serverName: settings.serverName, signingKey: settings.signingKey, oldKeys: settings.oldVerifyKeys ?? [] };
+  const keyRing = createKeyRing({
+    own,
+    fetcher: federationClient.keyFetcher(),
+    storage: storage.serverKeys,
+    trustedKeyServers: federation.trustedKeyServers,
+    now,
+    logger: federationLogger,
+  });
+  const notary = createKeyNotary({ own, keyRing, now });
+
   const app = createHttpApp({
     logger,
     maxRequestBytes: settings.maxRequestBytes,
-    mounts: [["/_matrix/client", clientApi(ctx, { auth, rooms, sync, accounts: { registration: settings.registration } })]],
+    mounts: [
+      ["/_matrix/client", clientApi(ctx, { auth, rooms, sync, accounts: { registration: settings.registration } })],
+      // Unauthenticated: server keys and the notary (LM draft "Retrieving Server Keys"), .well-known.
+      ["/", keyRoutes({ notary })],
+      ["/", wellKnownRoutes({ wellKnownServer: federation.wellKnownServer })],
+    ],
   });
 
   const servers: Server[] = [];
@@ -95,8 +134,21 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
       urls.push(`http://${host}:${address.port}`);
       logger.info({ url: urls[urls.length - 1] }, "listening");
     }
+    if (federation.tls) {
+      // The TLS federation listener serves the same app (LM draft "TLS Certificates").
+      const { tls } = federation;
+      const server = createTlsServer({ cert: readFileSync(tls.certificatePath), key: readFileSync(tls.privateKeyPath) }, app);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(tls.port, tls.host, () => resolve());
+      });
+      const address = server.address() as AddressInfo;
+      servers.push(server);
+      logger.info({ url: `https://${tls.host}:${address.port}` }, "listening (TLS federation)");
+    }
   } catch (error) {
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    federationClient.close();
     await storage.close();
     throw error;
   }
@@ -108,6 +160,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     close() {
       closing ??= (async () => {
         sync.close();
+        federationClient.close();
         await Promise.all(
           servers.map(
             (server) =>

@@ -17,6 +17,7 @@ export interface TestServerOptions {
   postgresUrl?: string;
   registration?: { enabled: boolean; allowGuests: boolean };
   rateLimits?: HomeserverSettings["rateLimits"];
+  federation?: HomeserverSettings["federation"];
   now?: () => number;
 }
 
@@ -53,6 +54,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     maxRequestBytes: 1024 * 1024,
     logger: pino({ level: logLevel }),
     ...(options.now ? { now: options.now } : {}),
+    ...(options.federation ? { federation: options.federation } : {}),
   });
 
   let homeserver = await startHomeserver(settings(0));

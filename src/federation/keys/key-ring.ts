@@ -27,12 +27,9 @@ import type { OwnKeys } from "./server-keys.js";
  */
 export type KeyFetcher = (serverName: string, path: string, init?: { method: "GET" | "POST"; body?: JsonObject }) => Promise<{ status: number; json: unknown }>;
 
-/** A notary and its pinned keys, as configured (the shape of Synapse's `trusted_key_servers`). */
-export interface TrustedKeyServer {
-  readonly server_name: string;
-  /** Key ID → unpadded base64 Ed25519 public key. */
-  readonly verify_keys: Readonly<Record<string, string>>;
-}
+/** A notary and its pinned keys, as configured (`federation.trusted_key_servers`). */
+import type { TrustedKeyServer } from "../transport/settings.js";
+export type { TrustedKeyServer };
 
 export interface VerifyKeyOptions {
   readonly minimumValidUntilTs?: number;
@@ -143,14 +140,14 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
 
   function pinnedNotary(notary: TrustedKeyServer): { serverName: string; keys: Map<string, Ed25519Verifier> } {
     const keys = new Map<string, Ed25519Verifier>();
-    for (const [keyId, encoded] of Object.entries(notary.verify_keys)) {
+    for (const [keyId, encoded] of Object.entries(notary.verifyKeys)) {
       const publicKey = decodeBase64(encoded);
       const verifier = isValidKeyId(keyId) && publicKey ? backend.verifierFromPublicKey(publicKey) : undefined;
-      if (!verifier) throw new Error(`trusted key server ${notary.server_name}: ${keyId} is not a valid Ed25519 key`);
+      if (!verifier) throw new Error(`trusted key server ${notary.serverName}: ${keyId} is not a valid Ed25519 key`);
       keys.set(keyId, verifier);
     }
-    if (keys.size === 0) throw new Error(`trusted key server ${notary.server_name}: no verify_keys pinned`);
-    return { serverName: notary.server_name, keys };
+    if (keys.size === 0) throw new Error(`trusted key server ${notary.serverName}: no verify_keys pinned`);
+    return { serverName: notary.serverName, keys };
   }
 
   function isValidFor(key: { expiredTs: number | null; validUntilTs: number }, minimumValidUntilTs: number | undefined): boolean {

@@ -54,7 +54,7 @@ async function notary(serverName: string, storage: Storage): Promise<BobbinKeySe
 }
 
 function pinned(server: { serverName: string; own: OwnKeys }): TrustedKeyServer {
-  return { server_name: server.serverName, verify_keys: { [server.own.signingKey.keyId]: encodeBase64(server.own.signingKey.signer.publicKey) } };
+  return { serverName: server.serverName, verifyKeys: { [server.own.signingKey.keyId]: encodeBase64(server.own.signingKey.signer.publicKey) } };
 }
 
 function ring(storage: Storage, options: Partial<KeyRingOptions> = {}): KeyRing {
@@ -230,7 +230,7 @@ describe("notary fallback", () => {
     await notaryServer.keyRing.getVerifyKey("remote.test", keyId);
     await remoteServer.down();
 
-    const wrongPin: TrustedKeyServer = { server_name: "notary.test", verify_keys: { [notaryServer.own.signingKey.keyId]: encodeBase64(newSigningKey().signer.publicKey) } };
+    const wrongPin: TrustedKeyServer = { serverName: "notary.test", verifyKeys: { [notaryServer.own.signingKey.keyId]: encodeBase64(newSigningKey().signer.publicKey) } };
     const keys = ring(await sqlite("us"), { trustedKeyServers: [wrongPin] });
     expect(await keys.getVerifyKey("remote.test", keyId)).toBeUndefined();
     expect(loopback.requestsTo("notary.test")).toBe(1);
@@ -258,8 +258,8 @@ describe("notary fallback", () => {
 
   it("refuses to start with a pinned notary key that is not a key", async () => {
     const storage = await sqlite("us");
-    expect(() => ring(storage, { trustedKeyServers: [{ server_name: "n.test", verify_keys: { "ed25519:a": "not base64!" } }] })).toThrow("n.test");
-    expect(() => ring(storage, { trustedKeyServers: [{ server_name: "n.test", verify_keys: {} }] })).toThrow("n.test");
+    expect(() => ring(storage, { trustedKeyServers: [{ serverName: "n.test", verifyKeys: { "ed25519:a": "not base64!" } }] })).toThrow("n.test");
+    expect(() => ring(storage, { trustedKeyServers: [{ serverName: "n.test", verifyKeys: {} }] })).toThrow("n.test");
   });
 });
 
