@@ -78,6 +78,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     streams,
     notifier: sync.notifier,
     transactions: sync.transactions,
+    recentEvents: sync.recentEvents,
     memberships,
     logger: logger.child({ component: "rooms" }),
     now,

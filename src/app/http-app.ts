@@ -1,6 +1,6 @@
 // The express application: body parsing, CORS, request logging with request IDs, the API
 // routers, and the one error handler that turns MatrixError into `{errcode, error}`.
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import type { Logger } from "pino";
 import { Errcode, MatrixError } from "../core/errors.js";
@@ -20,6 +20,8 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   // Matrix paths contain escaped IDs and are case-sensitive.
   app.set("case sensitive routing", true);
   app.set("strict routing", false);
+  // Responses are API JSON, never revalidated by clients: no ETag (a SHA-1 of every body).
+  app.set("etag", false);
 
   app.use(cors);
   app.use(requestLogging(options.logger));
@@ -45,13 +47,23 @@ function cors(req: Request, res: Response, next: NextFunction): void {
   next();
 }
 
+/**
+ * Request IDs are this process's random prefix and a counter (unique across restarts, and cheaper
+ * than a UUID per request); the request's child logger is made only when something logs with it.
+ */
 function requestLogging(logger: Logger) {
+  const prefix = randomBytes(4).toString("hex");
+  let counter = 0;
+  const debug = logger.isLevelEnabled("debug");
   return (req: Request, res: Response, next: NextFunction): void => {
-    const requestId = randomUUID();
+    counter += 1;
+    const requestId = `${prefix}-${counter.toString(36)}`;
     const started = process.hrtime.bigint();
-    res.locals.log = logger.child({ request_id: requestId });
+    let log: Logger | undefined;
+    Object.defineProperty(res.locals, "log", { get: () => (log ??= logger.child({ request_id: requestId })), enumerable: true });
     res.setHeader("X-Request-Id", requestId);
     res.on("finish", () => {
+      if (!debug && res.statusCode < 500) return;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const line = { request_id: requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 };
       if (res.statusCode >= 500) logger.warn(line, "request failed");

@@ -18,28 +18,38 @@ export class EventDecorator {
     private readonly now: () => number,
   ) {}
 
+  /** The common case (not redacted, no `prev_content` wanted) is answered without a read. */
   async decorate(events: StoredEvent[], viewer: Viewer, options: { prevContent: boolean } = { prevContent: true }): Promise<ClientEvent[]> {
-    return Promise.all(events.map((event) => this.decorateOne(event, viewer, options.prevContent)));
+    const now = this.now();
+    const decorated: ClientEvent[] = new Array<ClientEvent>(events.length);
+    const reads: Array<Promise<void>> = [];
+    events.forEach((event, i) => {
+      const unsigned: JsonObject = { age: Math.max(0, now - event.pdu.origin_server_ts) };
+      if (viewer.deviceId !== undefined) {
+        const txnId = this.echoes.transactionIdFor(event.eventId, viewer.userId, viewer.deviceId);
+        if (txnId !== undefined) unsigned.transaction_id = txnId;
+      }
+      const replaces = options.prevContent && event.pdu.state_key !== undefined && event.roomSeq > 0;
+      if (event.redactedBy === null && !replaces) decorated[i] = toClientEvent(event, unsigned);
+      else reads.push(this.readUnsigned(event, unsigned, replaces).then(() => void (decorated[i] = toClientEvent(event, unsigned))));
+    });
+    if (reads.length > 0) await Promise.all(reads);
+    return decorated;
   }
 
-  private async decorateOne(event: StoredEvent, viewer: Viewer, prevContent: boolean): Promise<ClientEvent> {
-    const unsigned: JsonObject = { age: Math.max(0, this.now() - event.pdu.origin_server_ts) };
-    if (viewer.deviceId !== undefined) {
-      const txnId = this.echoes.transactionIdFor(event.eventId, viewer.userId, viewer.deviceId);
-      if (txnId !== undefined) unsigned.transaction_id = txnId;
-    }
+  /** `redacted_because`, and with `replaces` the state event's `prev_content`, from storage. */
+  private async readUnsigned(event: StoredEvent, unsigned: JsonObject, replaces: boolean): Promise<void> {
     if (event.redactedBy !== null) {
       const redaction = await this.storage.events.getEvent(event.redactedBy);
       if (redaction) unsigned.redacted_because = toClientEvent(redaction) as unknown as JsonObject;
     }
-    if (prevContent && event.pdu.state_key !== undefined && event.roomSeq > 0) {
-      const previous = await this.storage.events.getStateEventBefore(event.roomId, event.roomSeq, event.pdu.type, event.pdu.state_key);
+    if (replaces) {
+      const previous = await this.storage.events.getStateEventBefore(event.roomId, event.roomSeq, event.pdu.type, event.pdu.state_key ?? "");
       if (previous) {
         unsigned.prev_content = previous.pdu.content;
         unsigned.prev_sender = previous.pdu.sender;
         unsigned.replaces_state = previous.eventId;
       }
     }
-    return toClientEvent(event, unsigned);
   }
 }

@@ -10,12 +10,13 @@ import { DEFAULT_ROOM_VERSION, getRoomVersion } from "../core/room-versions.js";
 import type { SigningKey } from "../core/signing.js";
 import { membershipOf, powerLevelsFrom } from "../auth-rules/index.js";
 import { buildLpdu, type EventDraft } from "../room-dag/index.js";
-import type { Storage } from "../storage/ports.js";
+import type { ClientTxnsRepo, Storage } from "../storage/ports.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
 import { planRoomCreation, type CreateRoomRequest } from "./create-room.js";
 import { EventDecorator, type Viewer } from "./event-decorator.js";
 import type { HubLink } from "./hub-link.js";
 import type { MembershipIndex } from "./membership-index.js";
+import type { RecentEvents } from "./recent-events.js";
 import { RoomQueries } from "./room-queries.js";
 import { RoomWriter, type EventRequest, type PlacedEvent, type RoomHead } from "./room-writer.js";
 import { TransactionEchoes } from "./transaction-echoes.js";
@@ -34,6 +35,8 @@ export interface RoomServiceDeps {
   transactions?: TransactionEchoes;
   /** Shared with the sync engine; the room writer keeps it current. */
   memberships: MembershipIndex;
+  /** Shared with the sync engine; the room writer keeps it current. */
+  recentEvents: RecentEvents;
 }
 
 /** Who asks: a user and, for transaction IDs, the device. */
@@ -61,6 +64,13 @@ export interface RoomService extends ProfilePropagator {
   setReadMarkers(sender: Sender, roomId: string, markers: { fullyRead?: string; read?: string; readPrivate?: string }): Promise<void>;
 }
 
+/** Rolls back an append whose transaction ID was already served (see `append`). */
+class AlreadyServed extends Error {
+  constructor(readonly eventId: string) {
+    super(`request already served as ${eventId}`);
+  }
+}
+
 const RECEIPT_TYPES: ReadonlySet<string> = new Set(["m.read", "m.read.private"]);
 
 export function createRoomService(deps: RoomServiceDeps): RoomService {
@@ -86,8 +96,11 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
   }
 
   /**
-   * Appends under the room's lock; rooms hosted elsewhere go through the hub link. `duplicateOf`
-   * runs under the lock first: an event ID it returns means the request was already served.
+   * Appends under the room's lock; rooms hosted elsewhere go through the hub link. An event ID
+   * `duplicateOf` returns means the request was already served: it is asked inside the append's
+   * transaction (which it then rolls back), so a send costs no read outside the batch it commits
+   * in; and again when the rules refuse the events, so a retry is answered as the original was.
+   * `afterCommit` runs once the events committed, before syncs can see them.
    */
   async function append(
     roomId: string,
@@ -95,18 +108,33 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
     options: {
       persistExtra?: Parameters<RoomWriter["appendLocked"]>[2];
       afterCommit?: (head: RoomHead, placed: PlacedEvent[]) => void;
-      duplicateOf?: () => Promise<string | undefined>;
+      duplicateOf?: (clientTxns: ClientTxnsRepo) => Promise<string | undefined>;
     } = {},
   ): Promise<{ placed: PlacedEvent[]; duplicate?: string }> {
+    const { persistExtra, afterCommit, duplicateOf } = options;
     // Remote-hub rooms leave the lock with `remote` set and are sent outside it.
     const result = await writer.withRoom(roomId, async (): Promise<{ placed: PlacedEvent[]; duplicate?: string; remote?: RoomHead }> => {
-      const duplicate = await options.duplicateOf?.();
-      if (duplicate !== undefined) return { placed: [], duplicate };
       const head = await requireHead(roomId);
-      if (!writer.isHostedHere(head)) return { placed: [], remote: head };
-      const placed = await writer.appendLocked(head, requests, options.persistExtra);
-      options.afterCommit?.(head, placed);
-      return { placed };
+      if (!writer.isHostedHere(head)) {
+        const duplicate = await duplicateOf?.(storage.clientTxns);
+        return duplicate === undefined ? { placed: [], remote: head } : { placed: [], duplicate };
+      }
+      const persist: typeof persistExtra =
+        duplicateOf === undefined
+          ? persistExtra
+          : async (tx, placed) => {
+              const duplicate = await duplicateOf(tx.clientTxns);
+              if (duplicate !== undefined) throw new AlreadyServed(duplicate);
+              await persistExtra?.(tx, placed);
+            };
+      try {
+        return { placed: await writer.appendLocked(head, requests, persist, afterCommit && ((placed) => afterCommit(head, placed))) };
+      } catch (error) {
+        if (error instanceof AlreadyServed) return { placed: [], duplicate: error.eventId };
+        const duplicate = error instanceof MatrixError ? await duplicateOf?.(storage.clientTxns) : undefined;
+        if (duplicate !== undefined) return { placed: [], duplicate };
+        throw error;
+      }
     });
     if (result.remote !== undefined) return sendThroughHub(result.remote, requests);
     notifyPlaced(roomId, result.placed);
@@ -211,7 +239,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
           ? {}
           : {
               // Checked again under the lock: two concurrent requests with one txnId send once.
-              duplicateOf: () => storage.clientTxns.get(sender.userId, sender.deviceId, txnId),
+              duplicateOf: (clientTxns) => clientTxns.get(sender.userId, sender.deviceId, txnId),
               persistExtra: (tx, placed) => tx.clientTxns.put(sender.userId, sender.deviceId, txnId, (placed[0] as PlacedEvent).event.eventId, now()),
               afterCommit: (_head, placed) => echoes.remember((placed[0] as PlacedEvent).event.eventId, sender.userId, sender.deviceId, txnId),
             },
@@ -246,7 +274,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
           },
         ],
         {
-          duplicateOf: () => storage.clientTxns.get(sender.userId, sender.deviceId, txnId),
+          duplicateOf: (clientTxns) => clientTxns.get(sender.userId, sender.deviceId, txnId),
           persistExtra: async (tx, placed) => {
           const redaction = (placed[0] as PlacedEvent).event;
           const head = await requireHead(roomId);
@@ -255,7 +283,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
           await tx.clientTxns.put(sender.userId, sender.deviceId, txnId, redaction.eventId, now());
           },
           afterCommit: (head, placed) => {
-            writer.applyRedactionToHead(head, target.eventId, redactedPdu);
+            writer.applyRedaction(head, target.eventId, (placed[0] as PlacedEvent).event.eventId, redactedPdu);
             echoes.remember((placed[0] as PlacedEvent).event.eventId, sender.userId, sender.deviceId, txnId);
           },
         },

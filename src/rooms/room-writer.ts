@@ -20,6 +20,7 @@ import type { StreamTracker } from "../storage/stream-tracker.js";
 import type { SyncNotifier } from "../client-api/contracts.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { MembershipIndex } from "./membership-index.js";
+import type { RecentEvents } from "./recent-events.js";
 
 const stateKeyOf = (type: string, stateKey: string): string => `${type}\u0000${stateKey}`;
 
@@ -63,6 +64,8 @@ export interface WriterDeps {
   notifier: SyncNotifier;
   /** Kept up to date with every committed state event. */
   memberships: MembershipIndex;
+  /** Given every committed event and redaction. */
+  recentEvents: RecentEvents;
 }
 
 /** Heads kept in memory; beyond this the least recently used are dropped (reloaded on demand). */
@@ -138,7 +141,7 @@ export class RoomWriter {
     const head: RoomHead = { roomId: room.roomId, rules, hubServer: this.deps.serverName, state: new Map(), lastEvent: undefined, lastSeq: -1 };
     const all: EventRequest[] = [{ type: "m.room.create", stateKey: "", content: createContent, sender: room.creator }, ...requests];
     return this.lock.run(room.roomId, async () => {
-      const placed = await this.placeAndPersist(head, all, (tx) => persistExtra(tx), (error) => new MatrixError(Errcode.INVALID_ROOM_STATE, 400, `the requested initial state is not allowed: ${error.message}`), { ...room, hubServer: this.deps.serverName });
+      const placed = await this.placeAndPersist(head, all, (tx) => persistExtra(tx), undefined, (error) => new MatrixError(Errcode.INVALID_ROOM_STATE, 400, `the requested initial state is not allowed: ${error.message}`), { ...room, hubServer: this.deps.serverName });
       this.remember(head);
       return placed;
     });
@@ -146,17 +149,28 @@ export class RoomWriter {
 
   /**
    * Appends `requests` to an existing room hosted here, with `persistExtra` in the same
-   * transaction. Must be called holding the room's lock (withRoom).
+   * transaction; `afterCommit` runs once it committed, before its positions become visible to
+   * syncs. Must be called holding the room's lock (withRoom).
    */
-  async appendLocked(head: RoomHead, requests: EventRequest[], persistExtra?: (tx: StorageTx, placed: PlacedEvent[]) => Promise<void>): Promise<PlacedEvent[]> {
-    return this.placeAndPersist(head, requests, persistExtra);
+  async appendLocked(
+    head: RoomHead,
+    requests: EventRequest[],
+    persistExtra?: (tx: StorageTx, placed: PlacedEvent[]) => Promise<void>,
+    afterCommit?: (placed: PlacedEvent[]) => void,
+  ): Promise<PlacedEvent[]> {
+    return this.placeAndPersist(head, requests, persistExtra, afterCommit);
   }
 
-  /** Replaces a cached state event by its redacted copy (the rules then see the redacted content). */
-  applyRedactionToHead(head: RoomHead, eventId: string, redactedPdu: RoomEvent["pdu"]): void {
+  /**
+   * `eventId` was redacted by `redactedBy` in the transaction just committed: the cached head
+   * (whose rules then see the redacted content) and the recent events take its redacted copy.
+   * Call before the redaction's position becomes visible (appendLocked's `afterCommit`).
+   */
+  applyRedaction(head: RoomHead, eventId: string, redactedBy: string, redactedPdu: RoomEvent["pdu"]): void {
     for (const [key, event] of head.state) {
       if (event.eventId === eventId) head.state.set(key, { eventId, pdu: redactedPdu });
     }
+    this.deps.recentEvents.redact(head.roomId, eventId, redactedBy, redactedPdu);
   }
 
   redactedCopy(head: RoomHead, event: RoomEvent): RoomEvent["pdu"] {
@@ -167,10 +181,11 @@ export class RoomWriter {
     head: RoomHead,
     requests: EventRequest[],
     persistExtra: ((tx: StorageTx, placed: PlacedEvent[]) => Promise<void>) | undefined,
+    afterCommit: ((placed: PlacedEvent[]) => void) | undefined,
     refusal: (error: MatrixError) => MatrixError = (error) => error,
     roomRow?: RoomRow,
   ): Promise<PlacedEvent[]> {
-    const { storage, streams, now, notifier, memberships } = this.deps;
+    const { storage, streams, now, notifier, memberships, recentEvents } = this.deps;
     // Steps 4–5 on a working copy of the head, so a refusal leaves the cache untouched.
     const state = new Map(head.state);
     let lastEvent = head.lastEvent;
@@ -206,14 +221,16 @@ export class RoomWriter {
         await persistExtra?.(tx, placed);
       });
       // Before the positions are released: a sync that can read these events finds them applied.
-      for (const { event, roomSeq } of placed) {
+      head.state = state;
+      head.lastEvent = lastEvent;
+      head.lastSeq += built.length;
+      for (const { event, roomSeq, streamPos } of placed) {
+        recentEvents.append({ eventId: event.eventId, roomId: head.roomId, roomSeq, streamPos, pdu: event.pdu, redactedBy: null, softFailed: false });
         if (event.pdu.state_key !== undefined) memberships.applyStateEvent(head.roomId, roomSeq, { type: event.pdu.type, stateKey: event.pdu.state_key, content: event.pdu.content });
       }
+      afterCommit?.(placed);
       return placed;
     });
-    head.state = state;
-    head.lastEvent = lastEvent;
-    head.lastSeq += built.length;
     return placed;
   }
 

@@ -2,7 +2,7 @@
 // redaction, typing, receipts and read markers, plus /sync (sync/route.ts). Paths are relative to
 // /_matrix/client; handlers parse input, call the room service (or the sync engine's typing
 // tracker), and answer.
-import { Router, type Request, type Response } from "express";
+import type { Request, Response, Router } from "express";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { isValidRoomId, isValidUserId } from "../../core/identifiers.js";
 import type { JsonObject } from "../../core/json.js";
@@ -32,10 +32,11 @@ function reasonOf(body: JsonObject): string | undefined {
   return optionalString(body, "reason");
 }
 
-/** Routes for: createRoom, send, state, event, messages, members, joined_members, joined_rooms, join, invite,
- *  leave, forget, kick, ban, unban, knock, redact, typing, receipt, read_markers, aliases, context, sync. */
-export function roomsApi(ctx: ClientApiContext, rooms: RoomService, sync: SyncEngine): Router {
-  const router = Router();
+/** Routes for: sync, send, createRoom, state, event, messages, members, joined_members, joined_rooms, join,
+ *  invite, leave, forget, kick, ban, unban, knock, redact, typing, receipt, read_markers, aliases, context,
+ *  registered on `router` with their paths relative to /_matrix/client. The two hot routes, sync and send,
+ *  come first: express tries a router's routes in order. */
+export function mountRoomsApi(router: Router, ctx: ClientApiContext, rooms: RoomService, sync: SyncEngine): void {
   const auth = requireAuth(ctx.authenticator);
   const { queries } = rooms;
   // The `message` rate limit (config `rate_limits.message`) applies per user to everything sent into rooms.
@@ -44,16 +45,18 @@ export function roomsApi(ctx: ClientApiContext, rooms: RoomService, sync: SyncEn
     next();
   };
 
-  // POST /v3/createRoom
-  router.post("/v3/createRoom", auth, async (req, res) => {
-    const { roomId } = await rooms.createRoom(senderOf(res), parseCreateRoomRequest(bodyOf(req)));
-    res.json({ room_id: roomId });
-  });
+  mountSyncRoute(router, ctx, sync);
 
   // PUT /v3/rooms/{roomId}/send/{eventType}/{txnId}
   router.put("/v3/rooms/:roomId/send/:eventType/:txnId", auth, limitSends, async (req, res) => {
     const { eventId } = await rooms.sendEvent(senderOf(res), roomIdOf(req), { type: paramOf(req, "eventType"), content: bodyOf(req) }, paramOf(req, "txnId"));
     res.json({ event_id: eventId });
+  });
+
+  // POST /v3/createRoom
+  router.post("/v3/createRoom", auth, async (req, res) => {
+    const { roomId } = await rooms.createRoom(senderOf(res), parseCreateRoomRequest(bodyOf(req)));
+    res.json({ room_id: roomId });
   });
 
   // PUT /v3/rooms/{roomId}/state/{eventType}/{stateKey} (empty state key: trailing slash or none)
@@ -222,8 +225,6 @@ export function roomsApi(ctx: ClientApiContext, rooms: RoomService, sync: SyncEn
     res.json({});
   });
 
-  mountSyncRoute(router, ctx, sync);
-  return router;
 }
 
 /** Bodies that are optional (`{}` when the client sent none). */

@@ -10,6 +10,7 @@ import { STRIPPED_STATE_TYPES, toStrippedState } from "../../rooms/client-event.
 import { eventMatches, roomMatches, typeMatches, type RoomEventFilter } from "../../rooms/event-filter.js";
 import type { EventDecorator } from "../../rooms/event-decorator.js";
 import type { MembershipIndex, RoomMembers } from "../../rooms/membership-index.js";
+import type { RecentEvents } from "../../rooms/recent-events.js";
 import { formatRoomToken, formatSyncToken, type SyncToken } from "../../rooms/tokens.js";
 import { filterVisibleEvents } from "../../rooms/visibility.js";
 import type { Storage, StoredEvent } from "../../storage/ports.js";
@@ -32,6 +33,8 @@ export interface SyncReaders {
   typing: TypingTracker;
   changes: StreamChangeCache;
   memberships: MembershipIndex;
+  /** Each room's last events, kept by the room writer; storage answers for what they do not hold. */
+  recentEvents: RecentEvents;
   keyCounts: KeyCountsCache;
   /**
    * Devices (`user\0device`) whose last sync returned to-device messages: the next sync deletes
@@ -60,24 +63,35 @@ interface Timeline {
 
 /**
  * The latest `limit` events of a room with afterPos < streamPos <= toPos that the user may see and
- * the filter matches (ascending), read backward from the end of the log.
+ * the filter matches (ascending), read backward from the end of the log: from the room's recent
+ * events in memory first, then from storage for whatever they do not hold.
  */
 async function latestEvents(readers: SyncReaders, userId: string, roomId: string, afterPos: number, toPos: number, limit: number, filter: RoomEventFilter, room?: RoomMembers): Promise<Timeline> {
   const { storage } = readers;
+  const cached = readers.recentEvents.after(roomId, afterPos);
+  let cachePending = cached.complete || cached.events.length > 0;
+  let beforeSeq = cached.events[cached.events.length - 1]?.roomSeq;
+  /** The next older events (descending roomSeq); `last` when no older one has streamPos > afterPos. */
+  const nextPage = async (): Promise<{ events: StoredEvent[]; last: boolean }> => {
+    if (cachePending) {
+      cachePending = false;
+      return { events: cached.events, last: cached.complete };
+    }
+    const pageSize = beforeSeq === undefined && afterPos > 0 ? FIRST_INCREMENTAL_PAGE : PAGE;
+    const page = await storage.events.getRoomEvents(roomId, { direction: "backward", limit: pageSize, ...(beforeSeq === undefined ? {} : { beforeSeq }) });
+    beforeSeq = page[page.length - 1]?.roomSeq ?? beforeSeq;
+    return { events: page, last: page.length < pageSize };
+  };
+
   const picked: StoredEvent[] = [];
-  let beforeSeq: number | undefined;
   let prevBoundary = 0;
   let scanned = 0;
   let limited = false;
   for (;;) {
-    const pageSize = beforeSeq === undefined && afterPos > 0 ? FIRST_INCREMENTAL_PAGE : PAGE;
-    const page = await storage.events.getRoomEvents(roomId, { direction: "backward", limit: pageSize, ...(beforeSeq === undefined ? {} : { beforeSeq }) });
-    const fresh = beforeSeq === undefined ? page : page.filter((e) => e.roomSeq < (beforeSeq as number));
-    if (fresh.length === 0) break;
-    beforeSeq = Math.min(...fresh.map((e) => e.roomSeq));
-    let reachedStart = false;
+    const page = await nextPage();
+    let reachedStart = page.last;
     const run: StoredEvent[] = [];
-    for (const event of fresh) {
+    for (const event of page.events) {
       if (event.streamPos > toPos) continue;
       if (event.streamPos <= afterPos) {
         reachedStart = true;
@@ -85,23 +99,21 @@ async function latestEvents(readers: SyncReaders, userId: string, roomId: string
       }
       run.push(event);
     }
-    if (run.length === 0 && !reachedStart) {
-      // Only events beyond `toPos` so far.
-      if (fresh.length < pageSize) break;
-      continue;
-    }
-    scanned += run.length;
-    const visible = new Set((await filterVisibleEvents(storage, roomId, userId, [...run].reverse(), room)).map((e) => e.eventId));
-    for (const event of run) {
-      // One more event in the window than fits: the timeline has a gap.
-      if (picked.length >= limit) {
-        limited = true;
-        break;
+    // A page of only events beyond `toPos` has nothing to pick.
+    if (run.length > 0) {
+      scanned += run.length;
+      const visible = new Set((await filterVisibleEvents(storage, roomId, userId, [...run].reverse(), room)).map((e) => e.eventId));
+      for (const event of run) {
+        // One more event in the window than fits: the timeline has a gap.
+        if (picked.length >= limit) {
+          limited = true;
+          break;
+        }
+        prevBoundary = event.roomSeq;
+        if (!event.softFailed && visible.has(event.eventId) && eventMatches(filter, event.pdu)) picked.push(event);
       }
-      prevBoundary = event.roomSeq;
-      if (!event.softFailed && visible.has(event.eventId) && eventMatches(filter, event.pdu)) picked.push(event);
     }
-    if (limited || reachedStart || fresh.length < pageSize) break;
+    if (limited || reachedStart) break;
     if (scanned >= MAX_SCAN) {
       limited = true;
       break;

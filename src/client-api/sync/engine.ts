@@ -8,6 +8,7 @@
 import type { Logger } from "pino";
 import { EventDecorator } from "../../rooms/event-decorator.js";
 import type { MembershipIndex } from "../../rooms/membership-index.js";
+import { RecentEvents } from "../../rooms/recent-events.js";
 import { TransactionEchoes } from "../../rooms/transaction-echoes.js";
 import type { Storage } from "../../storage/ports.js";
 import type { StreamTracker } from "../../storage/stream-tracker.js";
@@ -28,6 +29,8 @@ export interface SyncEngine {
   /** Shared with the room service: the sending device sees `transaction_id` on its events. */
   readonly transactions: TransactionEchoes;
   readonly decorator: EventDecorator;
+  /** Shared with the room service, whose writer keeps it current: timelines are read from it. */
+  readonly recentEvents: RecentEvents;
   /** One /sync: returns at once when there is something new, else waits up to `timeoutMs`. */
   sync(request: SyncRequest, timeoutMs: number, signal: AbortSignal): Promise<JsonObject>;
   /** Ends every waiting long-poll (graceful shutdown). */
@@ -43,7 +46,8 @@ export function createSyncEngine(deps: { storage: Storage; streams: StreamTracke
   // Everything committed before start-up is below the floor: older tokens get full answers.
   const changes = new StreamChangeCache(streams.visible);
   const keyCounts = new KeyCountsCache(storage.keys);
-  const readers: SyncReaders = { storage, decorator, typing, changes, memberships, keyCounts, toDeviceBacklog: new Set() };
+  const recentEvents = new RecentEvents();
+  const readers: SyncReaders = { storage, decorator, typing, changes, memberships, recentEvents, keyCounts, toDeviceBacklog: new Set() };
   let closed = false;
 
   const notifier: SyncNotifier = {
@@ -62,31 +66,37 @@ export function createSyncEngine(deps: { storage: Storage; streams: StreamTracke
     typing,
     transactions,
     decorator,
+    recentEvents,
     async sync(request, timeoutMs, signal) {
       const deadline = now() + Math.min(timeoutMs, MAX_SYNC_TIMEOUT_MS);
-      for (;;) {
-        const rooms = await memberships.membershipsOf(request.userId);
-        const keys = [userKey(request.userId), ...[...rooms.keys()].map(roomKey)];
-        const remaining = deadline - now();
-        const controller = new AbortController();
-        const onAbort = (): void => controller.abort();
-        signal.addEventListener("abort", onAbort, { once: true });
-        // Registered before computing: a change committed while computing still wakes it.
-        const woken = remaining > 0 && !closed ? waiters.wait(keys, remaining, controller.signal) : undefined;
-        try {
-          const toPos = streams.visible;
-          const typingSerial = typing.currentSerial;
-          const { body, empty } = await buildSyncResponse(readers, request, toPos, typingSerial);
-          if (!empty || woken === undefined || signal.aborted || closed) return body;
-          await woken;
-          if (signal.aborted || closed || now() >= deadline) {
-            // One last look, so a change that woke us at the deadline is not lost.
-            return (await buildSyncResponse(readers, request, streams.visible, typing.currentSerial)).body;
+      let cancelWait: (() => void) | undefined;
+      const onAbort = (): void => cancelWait?.();
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        for (;;) {
+          const rooms = await memberships.membershipsOf(request.userId);
+          const keys = [userKey(request.userId), ...[...rooms.keys()].map(roomKey)];
+          const remaining = deadline - now();
+          // Registered before computing: a change committed while computing still wakes it.
+          const waiting = remaining > 0 && !closed && !signal.aborted ? waiters.wait(keys, remaining) : undefined;
+          cancelWait = waiting?.cancel;
+          try {
+            const toPos = streams.visible;
+            const typingSerial = typing.currentSerial;
+            const { body, empty } = await buildSyncResponse(readers, request, toPos, typingSerial);
+            if (!empty || waiting === undefined || signal.aborted || closed) return body;
+            await waiting.woken;
+            if (signal.aborted || closed || now() >= deadline) {
+              // One last look, so a change that woke us at the deadline is not lost.
+              return (await buildSyncResponse(readers, request, streams.visible, typing.currentSerial)).body;
+            }
+          } finally {
+            waiting?.cancel();
+            cancelWait = undefined;
           }
-        } finally {
-          controller.abort();
-          signal.removeEventListener("abort", onAbort);
         }
+      } finally {
+        signal.removeEventListener("abort", onAbort);
       }
     },
     close() {

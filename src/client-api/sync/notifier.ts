@@ -8,6 +8,7 @@ import type { SyncNotifier } from "../contracts.js";
 interface Waiter {
   keys: string[];
   wake: () => void;
+  fired?: boolean;
 }
 
 export const userKey = (userId: string): string => `u:${userId}`;
@@ -24,30 +25,29 @@ export class SyncWaiters implements Pick<SyncNotifier, "notifyUsers" | "notifyRo
 
   constructor(private readonly streams: StreamTracker) {}
 
-  /** Resolves when one of `keys` is notified, after `timeoutMs`, on `signal`'s abort, or on close. */
-  wait(keys: string[], timeoutMs: number, signal: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve) => {
-      if (this.closed || signal.aborted) {
-        resolve();
-        return;
-      }
-      const onAbort = (): void => this.fire(waiter);
-      const timeout = setTimeout(onAbort, timeoutMs);
-      const waiter: Waiter = {
-        keys,
-        wake: () => {
-          clearTimeout(timeout);
-          signal.removeEventListener("abort", onAbort);
-          resolve();
-        },
-      };
-      for (const key of keys) {
-        let set = this.waiters.get(key);
-        if (!set) this.waiters.set(key, (set = new Set()));
-        set.add(waiter);
-      }
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
+  /**
+   * `woken` resolves when one of `keys` is notified, after `timeoutMs`, on `cancel()`, or on close.
+   * (A callback, not an AbortSignal: aborting a signal builds a DOMException and its stack trace,
+   * which every long-poll paid.)
+   */
+  wait(keys: string[], timeoutMs: number): { woken: Promise<void>; cancel: () => void } {
+    if (this.closed) return { woken: Promise.resolve(), cancel: () => undefined };
+    let resolveWoken: () => void = () => undefined;
+    const woken = new Promise<void>((resolve) => (resolveWoken = resolve));
+    const waiter: Waiter = {
+      keys,
+      wake: () => {
+        clearTimeout(timeout);
+        resolveWoken();
+      },
+    };
+    const timeout = setTimeout(() => this.fire(waiter), timeoutMs);
+    for (const key of keys) {
+      let set = this.waiters.get(key);
+      if (!set) this.waiters.set(key, (set = new Set()));
+      set.add(waiter);
+    }
+    return { woken, cancel: () => this.fire(waiter) };
   }
 
   notifyUsers(userIds: Iterable<string>, streamPos: number): void {
@@ -74,7 +74,10 @@ export class SyncWaiters implements Pick<SyncNotifier, "notifyUsers" | "notifyRo
     for (const set of [...this.waiters.values()]) for (const waiter of [...set]) this.fire(waiter);
   }
 
+  /** Removes `waiter` and wakes it; a waiter already fired is left alone. */
   private fire(waiter: Waiter): void {
+    if (waiter.fired) return;
+    waiter.fired = true;
     for (const key of waiter.keys) {
       const set = this.waiters.get(key);
       if (!set) continue;

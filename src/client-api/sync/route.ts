@@ -18,7 +18,9 @@ export function mountSyncRoute(router: Router, ctx: ClientApiContext, sync: Sync
     const filter = await resolveSyncFilter(ctx.storage.filters, requester.userId, queryString(req, "filter"));
     // A client that gives up on a long-poll closes the response (not the request: see notes).
     const abort = new AbortController();
-    res.on("close", () => abort.abort());
+    res.on("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
     const body = await sync.sync(
       { userId: requester.userId, deviceId: requester.deviceId, filter, fullState: queryString(req, "full_state") === "true", ...(since ? { since } : {}) },
       timeout,

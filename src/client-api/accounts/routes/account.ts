@@ -1,12 +1,11 @@
 // `GET /v3/account/whoami`, `POST /v3/account/password`, `POST /v3/account/deactivate`.
-import { Router } from "express";
+import type { Router } from "express";
 import type { TokenAuthenticator } from "../../http.js";
 import { bodyOf, optionalBoolean, requesterOf, requireAuth, requireString } from "../../http.js";
 import type { Sessions } from "../sessions.js";
 import { authDictOf } from "../uia.js";
 
-export function accountRoutes(sessions: Sessions, authenticator: TokenAuthenticator): Router {
-  const router = Router();
+export function mountAccountRoutes(router: Router, sessions: Sessions, authenticator: TokenAuthenticator): void {
   const auth = requireAuth(authenticator);
 
   // GET /v3/account/whoami
@@ -31,6 +30,4 @@ export function accountRoutes(sessions: Sessions, authenticator: TokenAuthentica
     // No identity server is involved in this server's accounts.
     res.json({ id_server_unbind_result: "no-support" });
   });
-
-  return router;
 }

@@ -1,11 +1,10 @@
 // `GET /v3/capabilities` (Client-Server API "Capabilities negotiation").
-import { Router } from "express";
+import type { Router } from "express";
 import { DEFAULT_ROOM_VERSION, knownRoomVersions } from "../../../core/room-versions.js";
 import type { TokenAuthenticator } from "../../http.js";
 import { requireAuth } from "../../http.js";
 
-export function capabilitiesRoutes(authenticator: TokenAuthenticator): Router {
-  const router = Router();
+export function mountCapabilitiesRoutes(router: Router, authenticator: TokenAuthenticator): void {
   // GET /v3/capabilities
   router.get("/v3/capabilities", requireAuth(authenticator), (_req, res) => {
     const available = Object.fromEntries(knownRoomVersions().map((v) => [v.id, v.stability]));
@@ -20,5 +19,4 @@ export function capabilitiesRoutes(authenticator: TokenAuthenticator): Router {
       },
     });
   });
-  return router;
 }

@@ -1,5 +1,5 @@
 // `GET /v3/devices`, `GET/PUT/DELETE /v3/devices/{deviceId}`, `POST /v3/delete_devices`.
-import { Router } from "express";
+import type { Router } from "express";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import type { TokenAuthenticator } from "../../http.js";
 import { bodyOf, optionalString, paramOf, requesterOf, requireAuth } from "../../http.js";
@@ -9,8 +9,7 @@ import { forbidGuest } from "./guards.js";
 
 const MAX_DEVICE_NAME_LENGTH = 256;
 
-export function deviceRoutes(devices: Devices, authenticator: TokenAuthenticator): Router {
-  const router = Router();
+export function mountDeviceRoutes(router: Router, devices: Devices, authenticator: TokenAuthenticator): void {
   const auth = requireAuth(authenticator);
 
   // GET /v3/devices
@@ -56,6 +55,4 @@ export function deviceRoutes(devices: Devices, authenticator: TokenAuthenticator
     await devices.delete(requester, ids, authDictOf(body));
     res.json({});
   });
-
-  return router;
 }

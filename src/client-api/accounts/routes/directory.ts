@@ -1,6 +1,6 @@
 // `GET/PUT/DELETE /v3/directory/room/{roomAlias}`, `GET/PUT /v3/directory/list/room/{roomId}`,
 // `GET/POST /v3/publicRooms`, `POST /v3/user_directory/search`.
-import { Router } from "express";
+import type { Router } from "express";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import { isValidRoomId } from "../../../core/identifiers.js";
 import { isJsonObject } from "../../../core/json.js";
@@ -18,8 +18,7 @@ function limitOf(value: unknown, fallback: number): number {
   return Math.min(Math.max(value, 1), MAX_LIMIT);
 }
 
-export function directoryRoutes(directory: Directory, authenticator: TokenAuthenticator): Router {
-  const router = Router();
+export function mountDirectoryRoutes(router: Router, directory: Directory, authenticator: TokenAuthenticator): void {
   const auth = requireAuth(authenticator);
 
   // PUT /v3/directory/room/{roomAlias}
@@ -91,6 +90,4 @@ export function directoryRoutes(directory: Directory, authenticator: TokenAuthen
     const term = requireString(body, "search_term");
     res.json(await directory.searchUsers(requester, term, limitOf(body.limit, 10)));
   });
-
-  return router;
 }

@@ -1,5 +1,5 @@
 // `POST /v3/keys/upload`, `POST /v3/keys/query`, `POST /v3/keys/claim`, `GET /v3/keys/changes`.
-import { Router } from "express";
+import type { Router } from "express";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "../../../core/json.js";
 import type { TokenAuthenticator } from "../../http.js";
@@ -23,8 +23,7 @@ function objectOfObjects(body: JsonObject, key: string): Map<string, JsonObject>
   return result;
 }
 
-export function keysRoutes(keys: Keys, authenticator: TokenAuthenticator): Router {
-  const router = Router();
+export function mountKeysRoutes(router: Router, keys: Keys, authenticator: TokenAuthenticator): void {
   const auth = requireAuth(authenticator);
 
   // POST /v3/keys/upload
@@ -71,6 +70,4 @@ export function keysRoutes(keys: Keys, authenticator: TokenAuthenticator): Route
     if (from === undefined || to === undefined) throw new MatrixError(Errcode.MISSING_PARAM, 400, "Missing parameter: from and to are required");
     res.json(await keys.changes(requesterOf(res), streamPosOfSyncToken(from, "from"), streamPosOfSyncToken(to, "to")));
   });
-
-  return router;
 }

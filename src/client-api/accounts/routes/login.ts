@@ -1,5 +1,5 @@
 // `GET/POST /v3/login`, `POST /v3/register`, `GET /v3/register/available`, `POST /v3/logout[/all]`.
-import { Router } from "express";
+import type { Router } from "express";
 import { isValidDeviceId } from "../../../core/identifiers.js";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import type { JsonObject } from "../../../core/json.js";
@@ -17,8 +17,7 @@ function optionalDeviceId(body: JsonObject): string | undefined {
   return deviceId;
 }
 
-export function loginRoutes(sessions: Sessions, authenticator: TokenAuthenticator): Router {
-  const router = Router();
+export function mountLoginRoutes(router: Router, sessions: Sessions, authenticator: TokenAuthenticator): void {
   const auth = requireAuth(authenticator);
 
   // GET /v3/login
@@ -93,6 +92,4 @@ export function loginRoutes(sessions: Sessions, authenticator: TokenAuthenticato
     await sessions.logoutAll(requesterOf(res));
     res.json({});
   });
-
-  return router;
 }

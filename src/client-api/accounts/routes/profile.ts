@@ -1,6 +1,6 @@
 // `GET /v3/profile/{userId}`, `GET/PUT/DELETE /v3/profile/{userId}/{keyName}` for `displayname`
 // and `avatar_url`.
-import { Router, type Request } from "express";
+import type { Request, Router } from "express";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import type { TokenAuthenticator } from "../../http.js";
 import { bodyOf, paramOf, requesterOf, requireAuth } from "../../http.js";
@@ -30,8 +30,7 @@ function checkValue(field: ProfileField, value: unknown): string | null {
   return value;
 }
 
-export function profileRoutes(profiles: Profiles, authenticator: TokenAuthenticator): Router {
-  const router = Router();
+export function mountProfileRoutes(router: Router, profiles: Profiles, authenticator: TokenAuthenticator): void {
   const auth = requireAuth(authenticator);
 
   // GET /v3/profile/{userId}
@@ -69,6 +68,4 @@ export function profileRoutes(profiles: Profiles, authenticator: TokenAuthentica
     await profiles.setField(requester.userId, field, null);
     res.json({});
   });
-
-  return router;
 }

@@ -1,5 +1,5 @@
 // `PUT /v3/sendToDevice/{eventType}/{txnId}`.
-import { Router, type Response } from "express";
+import type { Response, Router } from "express";
 import type { Logger } from "pino";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import { isJsonObject, type JsonObject } from "../../../core/json.js";
@@ -11,9 +11,7 @@ function logOf(res: Response, fallback: Logger): Logger {
   return (res.locals.log as Logger | undefined) ?? fallback;
 }
 
-export function toDeviceRoutes(toDevice: ToDevice, authenticator: TokenAuthenticator, logger: Logger): Router {
-  const router = Router();
-
+export function mountToDeviceRoutes(router: Router, toDevice: ToDevice, authenticator: TokenAuthenticator, logger: Logger): void {
   // PUT /v3/sendToDevice/{eventType}/{txnId}
   router.put("/v3/sendToDevice/:eventType/:txnId", requireAuth(authenticator), async (req, res) => {
     const body = bodyOf(req);
@@ -34,6 +32,4 @@ export function toDeviceRoutes(toDevice: ToDevice, authenticator: TokenAuthentic
     await toDevice.send(requester, paramOf(req, "eventType"), paramOf(req, "txnId"), messages, logOf(res, logger).child({ txn_id: paramOf(req, "txnId") }));
     res.json({});
   });
-
-  return router;
 }

@@ -1,6 +1,6 @@
 // Filters (`/v3/user/{userId}/filter[/{filterId}]`), account data
 // (`/v3/user/{userId}[/rooms/{roomId}]/account_data/{type}`) and push rules (`/v3/pushrules/...`).
-import { Router, type Request } from "express";
+import type { Request, Router } from "express";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import { isValidRoomId } from "../../../core/identifiers.js";
 import { isJsonObject, type JsonObject } from "../../../core/json.js";
@@ -30,8 +30,7 @@ function checkFilter(filter: JsonObject): void {
   }
 }
 
-export function userDataRoutes(userData: UserData, authenticator: TokenAuthenticator): Router {
-  const router = Router();
+export function mountUserDataRoutes(router: Router, userData: UserData, authenticator: TokenAuthenticator): void {
   const auth = requireAuth(authenticator);
 
   // POST /v3/user/{userId}/filter
@@ -142,6 +141,4 @@ export function userDataRoutes(userData: UserData, authenticator: TokenAuthentic
     await userData.setPushRuleAttribute(requesterOf(res).userId, paramOf(req, "kind"), paramOf(req, "ruleId"), attribute, body[attribute]!);
     res.json({});
   });
-
-  return router;
 }
