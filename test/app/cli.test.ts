@@ -151,17 +151,7 @@ describe("start", () => {
     const path = writeConfig(["server_name: example.org", "listeners: [{host: 127.0.0.1, port: 0}]", "log_level: debug"]);
     const child = spawnBobbin(["start", "--config", path], { cwd: dir });
     const done = collect(child);
-    const url = await new Promise<string>((resolve, reject) => {
-      let buffered = "";
-      child.stdout?.on("data", (chunk) => {
-        buffered += String(chunk);
-        for (const line of buffered.split("\n").slice(0, -1)) {
-          const entry = JSON.parse(line) as { msg?: string; url?: string };
-          if (entry.msg === "listening" && entry.url) resolve(entry.url);
-        }
-      });
-      child.on("exit", (code) => reject(new Error(`bobbin exited with ${code}`)));
-    });
+    const url = await listeningUrl(child);
 
     const response = await fetch(`${url}/_matrix/client/versions`);
     expect(response.status).toBe(200);
