@@ -257,6 +257,9 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         const at = (roomSeq: number, eventId: string) => ({ eventId, pdu: nameEvent("!r:x", eventId), roomSeq, streamPos: nextPos() });
         await expect(storage.events.appendEvent(at(0, "$dup0"))).rejects.toThrow(/room_seq/);
         await expect(storage.events.appendEvent(at(1, "$dup1"))).rejects.toThrow(/room_seq/);
+        // A gap is refused too.
+        await expect(storage.events.appendEvent(at(5, "$gap"))).rejects.toThrow(/expects room_seq 2/);
+        expect(await storage.events.getEvent("$gap")).toBeUndefined();
         expect(await storage.events.getEvent("$dup0")).toBeUndefined();
         expect(await storage.events.getEvent("$dup1")).toBeUndefined();
         // Neither refused state event reached the state tables.

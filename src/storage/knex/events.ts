@@ -88,9 +88,12 @@ export function createEventsRepo(knex: Knex): EventsRepo {
       const roomId = pdu.room_id;
       await atomically(knex, async (trx) => {
         // The room writer is the single writer of a room and places each event right after its
-        // head, so a seq can only be wrong with two writers or a lost update: the unique
-        // (room_id, room_seq) index then refuses the row, and the whole append with it. (A read
-        // of the room's highest seq per append checked this again; it cost every send a query.)
+        // head; a wrong seq means two writers or a lost update, never something to paper over.
+        // The unique (room_id, room_seq) index refuses duplicates on every engine; this read also
+        // refuses gaps, and states the expected seq in the error.
+        const last = (await trx("events").where("room_id", roomId).max({ seq: "room_seq" }).first()) as { seq: unknown } | undefined;
+        const expected = last?.seq === null || last?.seq === undefined ? 0 : toNumber(last.seq) + 1;
+        if (roomSeq !== expected) throw new Error(`appendEvent ${eventId}: room ${roomId} expects room_seq ${expected}, got ${roomSeq}`);
         const stateKey = typeof pdu.state_key === "string" ? pdu.state_key : null;
         const membership = membershipOf(pdu);
         await trx("events").insert({
