@@ -64,7 +64,9 @@ export class RoomQueries {
     const membership = member?.pdu.content.membership;
     if (membership === "join") return { kind: "current" };
     if ((await this.historyVisibility(roomId)) === "world_readable") return { kind: "current" };
-    if (member && (membership === "leave" || membership === "ban")) return { kind: "until", boundarySeq: member.roomSeq + 1 };
+    if (member && (membership === "leave" || membership === "ban") && !(await this.storage.events.isRoomForgotten(userId, roomId))) {
+      return { kind: "until", boundarySeq: member.roomSeq + 1 };
+    }
     throw new MatrixError(Errcode.FORBIDDEN, 403, `${userId} is not in room ${roomId}`);
   }
 
@@ -99,6 +101,7 @@ export class RoomQueries {
     const event = await this.storage.events.getEvent(eventId);
     const notFound = new MatrixError(Errcode.NOT_FOUND, 404, `Event ${eventId} not found`);
     if (!event || event.roomId !== roomId || event.softFailed || event.streamPos > this.streams.visible) throw notFound;
+    if (await this.forgotten(viewer.userId, roomId)) throw notFound;
     const visible = await filterVisibleEvents(this.storage, roomId, viewer.userId, [event]);
     if (visible.length === 0) throw notFound;
     return event;
@@ -114,9 +117,15 @@ export class RoomQueries {
   private async requirePaginationAccess(userId: string, roomId: string): Promise<void> {
     await this.requireRoom(roomId);
     const member = await this.storage.events.getCurrentStateEvent(roomId, MEMBER, userId);
-    if (member) return;
+    if (member && !(await this.forgotten(userId, roomId))) return;
     if ((await this.historyVisibility(roomId)) === "world_readable") return;
     throw new MatrixError(Errcode.FORBIDDEN, 403, `${userId} is not in room ${roomId}`);
+  }
+
+  /** A former member who forgot the room no longer reads its history (unless it is world-readable). */
+  private async forgotten(userId: string, roomId: string): Promise<boolean> {
+    if (!(await this.storage.events.isRoomForgotten(userId, roomId))) return false;
+    return (await this.historyVisibility(roomId)) !== "world_readable";
   }
 
   /** The room boundary of a pagination token; sync tokens map to the first event after their position. */

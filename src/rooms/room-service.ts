@@ -352,7 +352,9 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       if (membership === "join" || membership === "invite" || membership === "knock") {
         throw new MatrixError(Errcode.UNKNOWN, 400, `${sender.userId} is still in room ${roomId} (membership ${membership}); leave it first`);
       }
-      // Nothing is kept per forgotten room yet: left rooms only appear in incremental syncs.
+      // Never a member: nothing to forget.
+      if (writer.stateView(head).get("m.room.member", sender.userId) === undefined) return;
+      await storage.events.forgetRoom(sender.userId, roomId);
     },
 
     async putReceipt(sender, roomId, receiptType, eventId, threadId) {

@@ -145,6 +145,11 @@ export interface EventsRepo {
   getStateBefore(roomId: string, roomSeq: number): Promise<StoredEvent[]>;
   getStateEventBefore(roomId: string, roomSeq: number, type: string, stateKey: string): Promise<StoredEvent | undefined>;
 
+  /** Marks a room forgotten by a user who left it (POST /forget); a later join, invite or knock
+   *  appended for that user clears the mark (appendEvent does it in the same transaction). */
+  forgetRoom(userId: string, roomId: string): Promise<void>;
+  isRoomForgotten(userId: string, roomId: string): Promise<boolean>;
+
   /** Current memberships of a user: room ID -> membership ("join", "invite", "leave", "ban", "knock"). */
   getMembershipsOfUser(userId: string): Promise<Map<string, string>>;
   /** User IDs with the given current membership in a room. */

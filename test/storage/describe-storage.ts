@@ -69,7 +69,7 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         await storage.close();
         await database.drop();
         database = await fixture!.newDatabase();
-        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys"]);
+        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys", "0003-forgotten-rooms"]);
         storage = await openStorage(database.settings, { migrate: false });
         expect(await storage.maxStreamPos()).toBe(0);
       });
@@ -268,6 +268,21 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         await storage.events.appendEvent(at(2, "$ok"));
         expect((await storage.events.getLastEvent("!r:x"))?.eventId).toBe("$ok");
         expect((await storage.events.getCurrentStateEvent("!r:x", "m.room.name", ""))?.eventId).toBe("$ok");
+      });
+
+      it("remembers forgotten rooms until the user joins, is invited or knocks again", async () => {
+        const log = await newRoom("!f:x");
+        await log.append(storage, [createEvent("!f:x"), memberEvent("!f:x", alice, "join"), memberEvent("!f:x", alice, "leave")]);
+        expect(await storage.events.isRoomForgotten(alice, "!f:x")).toBe(false);
+        await storage.events.forgetRoom(alice, "!f:x");
+        await storage.events.forgetRoom(alice, "!f:x");
+        expect(await storage.events.isRoomForgotten(alice, "!f:x")).toBe(true);
+        expect(await storage.events.isRoomForgotten(bob, "!f:x")).toBe(false);
+        // Another user's membership or a message changes nothing; alice's invite clears it.
+        await log.append(storage, [memberEvent("!f:x", bob, "join"), nameEvent("!f:x", "n")]);
+        expect(await storage.events.isRoomForgotten(alice, "!f:x")).toBe(true);
+        await log.append(storage, [memberEvent("!f:x", alice, "invite")]);
+        expect(await storage.events.isRoomForgotten(alice, "!f:x")).toBe(false);
       });
 
       it("answers the state before any seq (5-event room)", async () => {

@@ -242,6 +242,7 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
       else knock[roomId] = { knock_state: { events: strippedState } };
     } else if (membership === "leave" || membership === "ban") {
       if (initial ? !filter.includeLeave : !changed) continue;
+      if (initial && (await storage.events.isRoomForgotten(userId, roomId))) continue;
       const own = await storage.events.getCurrentStateEvent(roomId, MEMBER, userId);
       if (!own || own.streamPos > toPos) continue;
       // The timeline ends with the leave (or ban) event; the SDK needs it to see the room left.

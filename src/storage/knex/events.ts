@@ -111,12 +111,24 @@ export function createEventsRepo(knex: Knex): EventsRepo {
           soft_failed: softFailed,
         });
         if (stateKey === null || softFailed) return;
+        // Coming back into a room undoes having forgotten it.
+        if (membership === "join" || membership === "invite" || membership === "knock") {
+          await trx("forgotten_rooms").where({ user_id: stateKey, room_id: roomId }).delete();
+        }
         await trx("state_history").insert({ room_id: roomId, type: pdu.type, state_key: stateKey, room_seq: roomSeq, event_id: eventId });
         await trx("current_state")
           .insert({ room_id: roomId, type: pdu.type, state_key: stateKey, event_id: eventId, membership })
           .onConflict(["room_id", "type", "state_key"])
           .merge(["event_id", "membership"]);
       });
+    },
+
+    async forgetRoom(userId, roomId) {
+      await knex("forgotten_rooms").insert({ user_id: userId, room_id: roomId }).onConflict(["user_id", "room_id"]).ignore();
+    },
+
+    async isRoomForgotten(userId, roomId) {
+      return (await knex("forgotten_rooms").where({ user_id: userId, room_id: roomId }).first()) !== undefined;
     },
 
     async getEvent(eventId) {
