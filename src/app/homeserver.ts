@@ -14,6 +14,9 @@ import { createKeyRing } from "../federation/keys/key-ring.js";
 import { createKeyNotary } from "../federation/keys/notary.js";
 import type { OldVerifyKey } from "../federation/keys/server-keys.js";
 import { keyRoutes } from "../federation/routes/key-routes.js";
+import { federationApi } from "../federation/routes/index.js";
+import { createLocalQueries, createRemoteProfiles } from "../federation/queries.js";
+import { BOBBIN_VERSION } from "./version.js";
 import { createAuthService } from "../client-api/accounts/index.js";
 import { createRateLimiter, type RateLimitSettings } from "../client-api/accounts/rate-limit.js";
 import type { ClientApiContext } from "../client-api/contracts.js";
@@ -111,7 +114,20 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     logger,
     maxRequestBytes: settings.maxRequestBytes,
     mounts: [
-      ["/_matrix/client", clientApi(ctx, { auth, rooms, sync, accounts: { registration: settings.registration } })],
+      ["/_matrix/client", clientApi(ctx, { auth, rooms, sync, accounts: { registration: settings.registration, remoteProfiles: createRemoteProfiles(federationClient) } })],
+      [
+        "/_matrix/federation",
+        federationApi({
+          auth: {
+            serverName: settings.serverName,
+            // Request signatures must be by a key the origin currently publishes (LM draft "Request Authentication").
+            lookupKey: (server, keyId) => keyRing.getVerifyKey(server, keyId, { requireCurrent: true, minimumValidUntilTs: now() }),
+            maxRequestBytes: settings.maxRequestBytes,
+          },
+          queries: createLocalQueries({ storage, serverName: settings.serverName }),
+          version: BOBBIN_VERSION,
+        }),
+      ],
       // Unauthenticated: server keys and the notary (LM draft "Retrieving Server Keys"), .well-known.
       ["/", keyRoutes({ notary })],
       ["/", wellKnownRoutes({ wellKnownServer: federation.wellKnownServer })],

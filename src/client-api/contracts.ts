@@ -34,6 +34,12 @@ export interface ProfilePropagator {
   profileChanged(userId: string, profile: { displayname: string | null; avatarUrl: string | null }): Promise<void>;
 }
 
+/** Profiles of users on other servers, asked over federation (implemented by federation/queries.ts). */
+export interface RemoteProfiles {
+  /** Throws MatrixError M_NOT_FOUND when the user or their server has no answer. */
+  queryProfile(userId: string): Promise<{ displayname?: string; avatar_url?: string }>;
+}
+
 /** Everything a Client-Server API route factory may need; app/ builds it once. */
 export interface ClientApiContext {
   readonly serverName: string;

@@ -18,6 +18,8 @@ export interface TestServerOptions {
   registration?: { enabled: boolean; allowGuests: boolean };
   rateLimits?: HomeserverSettings["rateLimits"];
   federation?: HomeserverSettings["federation"];
+  /** A fixed port (federation tests name servers `localhost:<port>`); default: any free port. */
+  port?: number;
   now?: () => number;
 }
 
@@ -35,6 +37,19 @@ export interface TestServer {
 }
 
 const logLevel = process.env.LOG_LEVEL ?? "silent";
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const serverName = options.serverName ?? "localhost";
@@ -57,7 +72,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     ...(options.federation ? { federation: options.federation } : {}),
   });
 
-  let homeserver = await startHomeserver(settings(0));
+  let homeserver = await startHomeserver(settings(options.port ?? 0));
   const port = Number(new URL(homeserver.urls[0]!).port);
   const baseUrl = `http://127.0.0.1:${port}`;
 

@@ -2,7 +2,7 @@
 // per-user data (account data, filters, push rules), end-to-end keys, to-device messages and the
 // room and user directories. Each area is a service plus a route file; this module wires them.
 import type { Router } from "express";
-import type { ClientApiContext, ProfilePropagator } from "../contracts.js";
+import type { ClientApiContext, ProfilePropagator, RemoteProfiles } from "../contracts.js";
 import type { AuthService } from "./auth-service.js";
 import { createDevices } from "./devices.js";
 import { createDirectory } from "./directory.js";
@@ -27,6 +27,8 @@ export { createAuthService, hashAccessToken, type AuthService } from "./auth-ser
 
 export interface AccountsOptions {
   registration: { enabled: boolean; allowGuests: boolean };
+  /** Profiles of users on other servers; without it they are 404. */
+  remoteProfiles?: RemoteProfiles;
 }
 
 /** Routes for: versions, login, register, logout, whoami, capabilities, pushrules, filters, account data,
@@ -41,7 +43,7 @@ export function mountAccountsApi(router: Router, ctx: ClientApiContext, auth: Au
   mountAccountRoutes(router, sessions, authenticator);
   mountCapabilitiesRoutes(router, authenticator);
   mountUserDataRoutes(router, createUserData(ctx), authenticator);
-  mountProfileRoutes(router, createProfiles(ctx, profiles), authenticator);
+  mountProfileRoutes(router, createProfiles(ctx, profiles, options.remoteProfiles), authenticator);
   mountDeviceRoutes(router, createDevices(ctx, sessions), authenticator);
   mountKeysRoutes(router, createKeys(ctx), authenticator);
   mountToDeviceRoutes(router, createToDevice(ctx), authenticator, ctx.logger);

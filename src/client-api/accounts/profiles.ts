@@ -1,7 +1,8 @@
 // Profiles (Client-Server API "Profiles"): display name and avatar URL of local users. A change
 // is handed to the ProfilePropagator, which updates the user's membership events.
 import { Errcode, MatrixError } from "../../core/errors.js";
-import type { ClientApiContext, ProfilePropagator } from "../contracts.js";
+import { serverNameOf } from "../../core/identifiers.js";
+import type { ClientApiContext, ProfilePropagator, RemoteProfiles } from "../contracts.js";
 
 export type ProfileField = "displayname" | "avatar_url";
 
@@ -15,16 +16,21 @@ export interface Profiles {
   setField(userId: string, field: ProfileField, value: string | null): Promise<void>;
 }
 
-export function createProfiles(ctx: ClientApiContext, propagator: ProfilePropagator): Profiles {
+export function createProfiles(ctx: ClientApiContext, propagator: ProfilePropagator, remote?: RemoteProfiles): Profiles {
   async function localUser(userId: string) {
     const user = await ctx.storage.accounts.getUser(userId);
-    // Remote profiles need federation queries, which this area does not make (yet).
     if (!user || user.deactivated) throw new MatrixError(Errcode.NOT_FOUND, 404, "Profile not found");
     return user;
   }
 
   return {
     async getProfile(userId) {
+      // A user of another server: ask that server (federation `query/profile`).
+      const server = serverNameOf(userId);
+      if (server !== undefined && server !== ctx.serverName) {
+        if (!remote) throw new MatrixError(Errcode.NOT_FOUND, 404, "Profile not found");
+        return remote.queryProfile(userId);
+      }
       const user = await localUser(userId);
       return {
         ...(user.displayname !== null ? { displayname: user.displayname } : {}),
