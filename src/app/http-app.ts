@@ -26,7 +26,10 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   app.use(cors);
   app.use(requestLogging(options.logger));
   // Clients do not always send a JSON content type; every request body the API takes is JSON.
-  app.use(express.json({ limit: options.maxRequestBytes, strict: false, type: () => true }));
+  // The Federation API reads its bodies itself, strictly (canonical-JSON numbers), inside the
+  // X-Matrix check (federation/transport/require-auth.ts).
+  const parseJson = express.json({ limit: options.maxRequestBytes, strict: false, type: () => true });
+  app.use((req: Request, res: Response, next: NextFunction) => (req.path.startsWith("/_matrix/federation/") ? next() : parseJson(req, res, next)));
   for (const [prefix, router] of options.mounts) app.use(prefix, router);
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new MatrixError(Errcode.UNRECOGNIZED, 404, `Unrecognized request: ${req.method} ${req.path}`));

@@ -285,6 +285,14 @@ describe("requireFederationAuth on a real socket", () => {
     expect(response).toMatchObject({ status: 401, json: { errcode: "M_FORBIDDEN" } });
   });
 
+  it("reads bodies strictly: a number canonical JSON forbids is 400 M_NOT_JSON, before any signature check", async () => {
+    const uri = "/_matrix/federation/v2/send/t3";
+    const authorization = signRequest({ method: "PUT", uri, origin: ORIGIN, destination: US, content: BODY }, [keyA]);
+    for (const body of ['{"origin_server_ts": 5.0}', '{"n": 1e3}', '{"n": 9007199254740992}']) {
+      expect(await send("PUT", uri, authorization, body)).toMatchObject({ status: 400, json: { errcode: "M_NOT_JSON" } });
+    }
+  });
+
   it("answers 401 M_FORBIDDEN without an Authorization header", async () => {
     expect(await send("GET", "/_matrix/federation/v1/version", [])).toMatchObject({ status: 401, json: { errcode: "M_FORBIDDEN" } });
   });
