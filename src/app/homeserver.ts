@@ -15,7 +15,7 @@ import { createKeyNotary } from "../federation/keys/notary.js";
 import type { OldVerifyKey } from "../federation/keys/server-keys.js";
 import { keyRoutes } from "../federation/routes/key-routes.js";
 import { federationApi } from "../federation/routes/index.js";
-import { createLocalQueries, createRemoteProfiles } from "../federation/queries.js";
+import { createLocalQueries, createRemoteDirectory, createRemoteProfiles } from "../federation/queries.js";
 import { BOBBIN_VERSION } from "./version.js";
 import { createAuthService } from "../client-api/accounts/index.js";
 import { createRateLimiter, type RateLimitSettings } from "../client-api/accounts/rate-limit.js";
@@ -114,7 +114,19 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     logger,
     maxRequestBytes: settings.maxRequestBytes,
     mounts: [
-      ["/_matrix/client", clientApi(ctx, { auth, rooms, sync, accounts: { registration: settings.registration, remoteProfiles: createRemoteProfiles(federationClient) } })],
+      [
+        "/_matrix/client",
+        clientApi(ctx, {
+          auth,
+          rooms,
+          sync,
+          accounts: {
+            registration: settings.registration,
+            remoteProfiles: createRemoteProfiles(federationClient),
+            remoteDirectory: createRemoteDirectory(federationClient),
+          },
+        }),
+      ],
       [
         "/_matrix/federation",
         federationApi({

@@ -40,6 +40,12 @@ export interface RemoteProfiles {
   queryProfile(userId: string): Promise<{ displayname?: string; avatar_url?: string }>;
 }
 
+/** Room aliases of other servers, asked over federation (implemented by federation/queries.ts). */
+export interface RemoteDirectory {
+  /** Throws MatrixError M_NOT_FOUND when the alias or its server has no answer. */
+  queryAlias(alias: string): Promise<{ room_id: string; servers: string[] }>;
+}
+
 /** Everything a Client-Server API route factory may need; app/ builds it once. */
 export interface ClientApiContext {
   readonly serverName: string;

@@ -33,6 +33,19 @@ test("a client on one server reads the profile of a user on the other", async ()
   expect(unknown.body.errcode).toBe("M_NOT_FOUND");
 });
 
+test("a client on one server resolves a room alias of the other", async () => {
+  const carol = await a.register("carol");
+  const dave = await b.register("dave");
+  const roomId: string = (await b.request("POST", "/_matrix/client/v3/createRoom", { token: dave.accessToken, body: { room_alias_name: "lobby" } })).body.room_id;
+  const alias = `#lobby:${b.serverName}`;
+  const resolved = await a.request("GET", `/_matrix/client/v3/directory/room/${encodeURIComponent(alias)}`, { token: carol.accessToken });
+  expect(resolved.status).toBe(200);
+  expect(resolved.body).toEqual({ room_id: roomId, servers: [b.serverName] });
+  const missing = await a.request("GET", `/_matrix/client/v3/directory/room/${encodeURIComponent(`#nope:${b.serverName}`)}`, { token: carol.accessToken });
+  expect(missing.status).toBe(404);
+  expect(missing.body.errcode).toBe("M_NOT_FOUND");
+});
+
 test("federation endpoints refuse unsigned requests and unknown paths", async () => {
   const unsigned = await b.request("GET", `/_matrix/federation/v1/query/profile?user_id=${encodeURIComponent(`@bob:${b.serverName}`)}`);
   expect(unsigned.status).toBe(401);

@@ -3,7 +3,7 @@ import { Errcode, MatrixError } from "../../core/errors.js";
 import { isValidServerName } from "../../core/identifiers.js";
 import type { JsonObject } from "../../core/json.js";
 import type { RoomRow } from "../../storage/ports.js";
-import type { ClientApiContext } from "../contracts.js";
+import type { ClientApiContext, RemoteDirectory } from "../contracts.js";
 import type { Requester } from "../http.js";
 
 export interface PublicRoomsChunk {
@@ -55,7 +55,7 @@ function stringField(content: JsonObject | undefined, key: string): string | und
   return typeof value === "string" ? value : undefined;
 }
 
-export function createDirectory(ctx: ClientApiContext): Directory {
+export function createDirectory(ctx: ClientApiContext, remote?: RemoteDirectory): Directory {
   const { storage } = ctx;
 
   async function existingRoom(roomId: string): Promise<RoomRow> {
@@ -113,8 +113,12 @@ export function createDirectory(ctx: ClientApiContext): Directory {
 
     async resolveAlias(alias) {
       const { server } = parseRoomAlias(alias);
-      // Aliases of other servers need a federation directory query, not available here yet.
-      const entry = server === ctx.serverName ? await storage.aliases.get(alias) : undefined;
+      // An alias of another server: ask that server (federation `query/directory`).
+      if (server !== ctx.serverName) {
+        if (!remote) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room alias ${alias} not found`);
+        return remote.queryAlias(alias);
+      }
+      const entry = await storage.aliases.get(alias);
       if (!entry) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room alias ${alias} not found`);
       const room = await storage.events.getRoom(entry.roomId);
       const servers = [ctx.serverName, ...(room && room.hubServer !== ctx.serverName ? [room.hubServer] : [])];

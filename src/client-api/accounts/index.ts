@@ -2,7 +2,7 @@
 // per-user data (account data, filters, push rules), end-to-end keys, to-device messages and the
 // room and user directories. Each area is a service plus a route file; this module wires them.
 import type { Router } from "express";
-import type { ClientApiContext, ProfilePropagator, RemoteProfiles } from "../contracts.js";
+import type { ClientApiContext, ProfilePropagator, RemoteDirectory, RemoteProfiles } from "../contracts.js";
 import type { AuthService } from "./auth-service.js";
 import { createDevices } from "./devices.js";
 import { createDirectory } from "./directory.js";
@@ -29,6 +29,8 @@ export interface AccountsOptions {
   registration: { enabled: boolean; allowGuests: boolean };
   /** Profiles of users on other servers; without it they are 404. */
   remoteProfiles?: RemoteProfiles;
+  /** Room aliases of other servers; without it they are 404. */
+  remoteDirectory?: RemoteDirectory;
 }
 
 /** Routes for: versions, login, register, logout, whoami, capabilities, pushrules, filters, account data,
@@ -47,5 +49,5 @@ export function mountAccountsApi(router: Router, ctx: ClientApiContext, auth: Au
   mountDeviceRoutes(router, createDevices(ctx, sessions), authenticator);
   mountKeysRoutes(router, createKeys(ctx), authenticator);
   mountToDeviceRoutes(router, createToDevice(ctx), authenticator, ctx.logger);
-  mountDirectoryRoutes(router, createDirectory(ctx), authenticator);
+  mountDirectoryRoutes(router, createDirectory(ctx, options.remoteDirectory), authenticator);
 }

@@ -4,6 +4,7 @@ import { Router } from "express";
 import { unrecognized } from "../../client-api/http.js";
 import type { LocalQueries } from "../queries.js";
 import { requireFederationAuth, type FederationAuthDeps } from "../transport/require-auth.js";
+import { mountQueryDirectoryRoute } from "./query-directory.js";
 import { mountQueryProfileRoute } from "./query-profile.js";
 import { mountVersionRoute } from "./version.js";
 
@@ -12,6 +13,7 @@ export function federationApi(deps: { auth: FederationAuthDeps; queries: LocalQu
   const auth = requireFederationAuth(deps.auth);
   mountVersionRoute(api, deps.version);
   mountQueryProfileRoute(api, auth, deps.queries);
+  mountQueryDirectoryRoute(api, auth, deps.queries);
   const routes = Router();
   routes.use(api);
   routes.use(unrecognized(api));
