@@ -56,6 +56,14 @@ export function computeReferenceHash(event: JsonObject, rules: RoomVersionRules)
   return encodeBase64Url(sha256(encodeCanonicalJson(hashed, rules.canonicalJsonKeyOrder)));
 }
 
+/**
+ * The event ID from the bytes an event's signature covers: those are exactly the reference hash's
+ * input (redacted, without `signatures` and `unsigned`), so a signer computes canonical JSON once.
+ */
+export function eventIdOfSignedBytes(bytes: Uint8Array): string {
+  return `$${encodeBase64Url(createHash("sha256").update(bytes).digest())}`;
+}
+
 /** `$` + reference hash. Throws as computeReferenceHash. */
 export function computeEventId(event: JsonObject, rules: RoomVersionRules): string {
   return `$${computeReferenceHash(event, rules)}`;

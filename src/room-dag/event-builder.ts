@@ -1,11 +1,10 @@
 // Building events on both sides of an LM room (LM draft "Linearized PDU", "Receiving Events/PDUs"):
 // a participant builds and signs an LPDU; the hub completes an LPDU into a PDU, or builds a PDU
 // for one of its own users directly. All functions are pure: the timestamp comes in the draft.
-import { createHash } from "node:crypto";
 import { selectAuthEvents } from "../auth-rules/auth-events.js";
-import { encodeBase64, encodeBase64Url } from "../core/base64.js";
+import { encodeBase64 } from "../core/base64.js";
 import type { Lpdu, Pdu, RoomEvent, RoomStateView } from "../core/events.js";
-import { computeContentHash } from "../core/hashes.js";
+import { computeContentHash, eventIdOfSignedBytes } from "../core/hashes.js";
 import { serverNameOf } from "../core/identifiers.js";
 import type { JsonObject } from "../core/json.js";
 import { redact } from "../core/redaction.js";
@@ -118,6 +117,6 @@ function hashAndSign(pdu: Pdu, hub: ServerIdentity, rules: RoomVersionRules): Ro
   const bytes = signedBytesOf(redact(asJson, rules.redaction), rules.canonicalJsonKeyOrder);
   const signature = encodeBase64(hub.key.signer.sign(bytes));
   pdu.signatures[hub.serverName] = { ...pdu.signatures[hub.serverName], [hub.key.keyId]: signature };
-  const eventId = "$" + encodeBase64Url(createHash("sha256").update(bytes).digest());
+  const eventId = eventIdOfSignedBytes(bytes);
   return { eventId, pdu };
 }
