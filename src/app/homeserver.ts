@@ -16,6 +16,11 @@ import type { OldVerifyKey } from "../federation/keys/server-keys.js";
 import { keyRoutes } from "../federation/routes/key-routes.js";
 import { federationApi } from "../federation/routes/index.js";
 import { createLocalQueries, createRemoteDirectory, createRemoteProfiles } from "../federation/queries.js";
+import { createOutboundQueues } from "../federation/outbound/queues.js";
+import type { OutboundQueues } from "../federation/outbound/types.js";
+import { EchoWaiters } from "../federation/rooms/echoes.js";
+import { createFederationHubLink } from "../federation/rooms/hub-link.js";
+import { createEduReceiver } from "../federation/rooms/edus.js";
 import { BOBBIN_VERSION } from "./version.js";
 import { createAuthService } from "../client-api/accounts/index.js";
 import { createRateLimiter, type RateLimitSettings } from "../client-api/accounts/rate-limit.js";
@@ -74,7 +79,10 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     signingKey: settings.signingKey,
     now,
   };
+  // Set once the federation client exists (below); the room writer wakes it after each hub event.
+  let queues: OutboundQueues | undefined;
   const rooms = createRoomService({
+    fanout: { wake: (destinations) => queues?.wake(destinations) },
     serverName: settings.serverName,
     signingKey: settings.signingKey,
     storage,
@@ -109,6 +117,23 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     logger: federationLogger,
   });
   const notary = createKeyNotary({ own, keyRing, now });
+  const outbound = createOutboundQueues({ serverName: settings.serverName, storage, client: federationClient, logger: federationLogger.child({ part: "outbound" }), now, ...(federation.outbound ? { settings: federation.outbound } : {}) });
+  queues = outbound;
+  const echoes = new EchoWaiters();
+  const remoteDirectory = createRemoteDirectory(federationClient);
+  const hubLink = createFederationHubLink({
+    serverName: settings.serverName,
+    signingKey: settings.signingKey,
+    client: federationClient,
+    queues: outbound,
+    echoes,
+    rooms: rooms.federation,
+    keyRing,
+    directory: remoteDirectory,
+    logger: federationLogger,
+    now,
+  });
+  rooms.setHubLink(hubLink);
 
   const app = createHttpApp({
     logger,
@@ -123,7 +148,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
           accounts: {
             registration: settings.registration,
             remoteProfiles: createRemoteProfiles(federationClient),
-            remoteDirectory: createRemoteDirectory(federationClient),
+            remoteDirectory,
           },
         }),
       ],
@@ -138,6 +163,19 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
           },
           queries: createLocalQueries({ storage, serverName: settings.serverName }),
           version: BOBBIN_VERSION,
+          storage,
+          now,
+          send: {
+            storage,
+            rooms: rooms.federation,
+            keyRing,
+            echoes,
+            receiveEdus: createEduReceiver({ storage, serverName: settings.serverName, logger: federationLogger }),
+            markReachable: (origin) => outbound.markReachable(origin),
+            logger: federationLogger,
+            now,
+          },
+          membership: { serverName: settings.serverName, signingKey: settings.signingKey, storage, rooms: rooms.federation, keyRing, hubLink: () => hubLink, logger: federationLogger },
         }),
       ],
       // Unauthenticated: server keys and the notary (LM draft "Retrieving Server Keys"), .well-known.
@@ -175,6 +213,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
       servers.push(server);
       logger.info({ url: `https://${tls.host}:${address.port}` }, "listening (TLS federation)");
     }
+    await outbound.start();
   } catch (error) {
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
     federationClient.close();
@@ -189,6 +228,8 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     close() {
       closing ??= (async () => {
         sync.close();
+        echoes.close();
+        await outbound.close();
         federationClient.close();
         await Promise.all(
           servers.map(

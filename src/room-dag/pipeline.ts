@@ -54,7 +54,17 @@ export interface PduContext {
   readonly policy?: RoomPolicy;
 }
 
-export function receivePdu(raw: unknown, ctx: PduContext): PduOutcome {
+/** Receive steps 1–3 only: what can be checked of an event without the state before it. */
+export type PduIntegrity =
+  | { action: "accept"; event: RoomEvent }
+  | { action: "store-redacted"; event: RoomEvent; reason: string }
+  | { action: "drop"; step: 1 | 2; reason: string };
+
+/**
+ * Steps 1–3 (schema, signatures, content hashes) of an event whose state before it is not known
+ * here: the state a hub's `send_join` answer carries. `hubServer` is the room's hub.
+ */
+export function checkPduIntegrity(raw: unknown, ctx: { rules: RoomVersionRules; keys: VerifyKeyLookup; roomId?: string; hubServer: string | undefined }): PduIntegrity {
   const { rules } = ctx;
   // Step 1: schema and size.
   const parsed = parsePdu(raw, rules, ctx.roomId);
@@ -66,15 +76,24 @@ export function receivePdu(raw: unknown, ctx: PduContext): PduOutcome {
   const signatures = checkEventSignatures(json, ctx.keys, rules);
   if (!signatures.ok) return { action: "drop", step: 2, reason: signatures.reason };
   // Only the room's hub completes LPDUs: a `hub_server` naming any other server is not the room's.
-  const hub = hubServerOf(ctx.stateBefore);
-  if (pdu.hub_server !== undefined && hub !== undefined && pdu.hub_server !== hub) {
-    return { action: "drop", step: 2, reason: `hub_server ${pdu.hub_server} is not the room's hub ${hub}` };
+  if (pdu.hub_server !== undefined && ctx.hubServer !== undefined && pdu.hub_server !== ctx.hubServer) {
+    return { action: "drop", step: 2, reason: `hub_server ${pdu.hub_server} is not the room's hub ${ctx.hubServer}` };
   }
 
   // Step 3: content hashes; a mismatch means the content was altered, so keep only the redacted copy.
   const hashProblem = contentHashProblem(pdu, rules);
   if (hashProblem !== undefined) pdu = redact(json, rules.redaction) as unknown as Pdu;
   const event: RoomEvent = { eventId: computeEventId(json, rules), pdu };
+  return hashProblem === undefined ? { action: "accept", event } : { action: "store-redacted", event, reason: hashProblem };
+}
+
+export function receivePdu(raw: unknown, ctx: PduContext): PduOutcome {
+  const { rules } = ctx;
+  const integrity = checkPduIntegrity(raw, { rules, keys: ctx.keys, ...(ctx.roomId !== undefined ? { roomId: ctx.roomId } : {}), hubServer: hubServerOf(ctx.stateBefore) });
+  if (integrity.action === "drop") return integrity;
+  const { event } = integrity;
+  const { pdu } = event;
+  const hashProblem = integrity.action === "store-redacted" ? integrity.reason : undefined;
 
   // Step 4: auth rules against the state before the event (signatures were checked in step 2).
   const verdict = authorize(pdu, ctx.stateBefore, rules, { kind: "verified" });

@@ -11,6 +11,7 @@ import type { SigningKey } from "../core/signing.js";
 import { membershipOf, powerLevelsFrom } from "../auth-rules/index.js";
 import { buildLpdu, type EventDraft } from "../room-dag/index.js";
 import type { ClientTxnsRepo, Storage } from "../storage/ports.js";
+import type { FederationFanout } from "./fanout.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
 import { planRoomCreation, type CreateRoomRequest } from "./create-room.js";
 import { EventDecorator, type Viewer } from "./event-decorator.js";
@@ -18,6 +19,7 @@ import type { HubLink } from "./hub-link.js";
 import type { MembershipIndex } from "./membership-index.js";
 import type { RecentEvents } from "./recent-events.js";
 import { RoomQueries } from "./room-queries.js";
+import { createRoomFederation, type RoomFederation } from "./room-federation.js";
 import { RoomWriter, type EventRequest, type PlacedEvent, type RoomHead } from "./room-writer.js";
 import { TransactionEchoes } from "./transaction-echoes.js";
 
@@ -29,8 +31,8 @@ export interface RoomServiceDeps {
   notifier: SyncNotifier;
   logger: Logger;
   now: () => number;
-  /** Sends to rooms hosted elsewhere; absent until federation exists. */
-  hubLink?: HubLink;
+  /** Wakes the outbound federation queues after a hub event committed. */
+  fanout?: FederationFanout;
   /** Shared with the sync engine so the sending device sees `transaction_id`. */
   transactions?: TransactionEchoes;
   /** Shared with the sync engine; the room writer keeps it current. */
@@ -50,13 +52,18 @@ export type MembershipAction = "invite" | "kick" | "ban" | "unban";
 export interface RoomService extends ProfilePropagator {
   readonly queries: RoomQueries;
   readonly decorator: EventDecorator;
+  /** What the federation layer asks of rooms (hub and participant sides). */
+  readonly federation: RoomFederation;
+  /** Connects rooms hosted elsewhere (the federation layer provides it once built). */
+  setHubLink(link: HubLink): void;
   createRoom(sender: Sender, request: CreateRoomRequest): Promise<{ roomId: string }>;
   /** Sends a message or state event; with `txnId`, idempotent per (user, device, txnId). */
   sendEvent(sender: Sender, roomId: string, event: { type: string; stateKey?: string; content: JsonObject }, txnId?: string): Promise<{ eventId: string }>;
   redact(sender: Sender, roomId: string, targetEventId: string, reason: string | undefined, txnId: string): Promise<{ eventId: string }>;
-  join(sender: Sender, roomIdOrAlias: string, reason?: string): Promise<{ roomId: string }>;
+  /** `serverHints`: `via` / `server_name` servers for a room this server is not in. */
+  join(sender: Sender, roomIdOrAlias: string, reason?: string, serverHints?: string[]): Promise<{ roomId: string }>;
   leave(sender: Sender, roomId: string, reason?: string): Promise<void>;
-  knock(sender: Sender, roomIdOrAlias: string, reason?: string): Promise<{ roomId: string }>;
+  knock(sender: Sender, roomIdOrAlias: string, reason?: string, serverHints?: string[]): Promise<{ roomId: string }>;
   /** invite, kick, ban, unban of `target` by `sender`. */
   changeMembership(sender: Sender, roomId: string, action: MembershipAction, target: string, reason?: string): Promise<void>;
   forget(sender: Sender, roomId: string): Promise<void>;
@@ -76,6 +83,11 @@ const RECEIPT_TYPES: ReadonlySet<string> = new Set(["m.read", "m.read.private"])
 export function createRoomService(deps: RoomServiceDeps): RoomService {
   const { storage, streams, notifier, serverName, logger, now } = deps;
   const writer = new RoomWriter(deps);
+  let hubLink: HubLink | undefined;
+  const requireHubLink = (what: string): HubLink => {
+    if (!hubLink) throw new MatrixError(Errcode.FORBIDDEN, 403, `${what} needs federation, which is not configured`);
+    return hubLink;
+  };
   const echoes = deps.transactions ?? new TransactionEchoes();
   const decorator = new EventDecorator(storage, echoes, now);
   const queries = new RoomQueries(storage, streams, decorator);
@@ -136,7 +148,13 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
         throw error;
       }
     });
-    if (result.remote !== undefined) return sendThroughHub(result.remote, requests);
+    if (result.remote !== undefined) {
+      const sent = await sendThroughHub(result.remote, requests);
+      // The echo is stored; what the request records beside it (its transaction ID) follows.
+      if (persistExtra) await storage.transaction((tx) => persistExtra(tx, sent.placed));
+      afterCommit?.(result.remote, sent.placed);
+      return sent;
+    }
     notifyPlaced(roomId, result.placed);
     return result;
   }
@@ -147,14 +165,15 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
    */
   async function sendThroughHub(head: RoomHead, requests: EventRequest[]): Promise<{ placed: PlacedEvent[] }> {
     const request = requests[0];
-    if (!deps.hubLink || requests.length !== 1 || request === undefined || request.check !== undefined) {
-      throw new MatrixError(Errcode.FORBIDDEN, 403, `Room ${head.roomId} is hosted by ${head.hubServer}; sending through a remote hub is not available yet`);
+    if (requests.length !== 1 || request === undefined || request.check !== undefined) {
+      throw new MatrixError(Errcode.FORBIDDEN, 403, `Room ${head.roomId} is hosted by ${head.hubServer}; this request cannot be sent through a remote hub`);
     }
+    const link = requireHubLink(`Sending to ${head.roomId}, hosted by ${head.hubServer},`);
     const draft: EventDraft = { room_id: head.roomId, type: request.type, sender: request.sender, content: request.content, origin_server_ts: now() };
     if (request.stateKey !== undefined) draft.state_key = request.stateKey;
     const lpdu = buildLpdu(draft, head.hubServer, { serverName, key: deps.signingKey }, head.rules);
-    const echo = await deps.hubLink.sendLpdu(head.hubServer, lpdu);
-    return { placed: [{ event: { eventId: echo.eventId, pdu: echo.pdu }, roomSeq: echo.roomSeq, streamPos: echo.streamPos }] };
+    const echo = await link.sendLpdu(head.hubServer, lpdu);
+    return { placed: [{ event: echo.event, roomSeq: echo.roomSeq, streamPos: echo.streamPos, index: 0 }] };
   }
 
   async function profileContent(userId: string): Promise<JsonObject> {
@@ -163,6 +182,15 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
     if (user?.displayname) content.displayname = user.displayname;
     if (user?.avatarUrl) content.avatar_url = user.avatarUrl;
     return content;
+  }
+
+  /** A room ID and servers that may know it: `via`/`server_name` hints, an alias's answer. */
+  async function resolveRoomAndServers(roomIdOrAlias: string, hints: string[]): Promise<{ roomId: string; servers: string[] }> {
+    if (roomIdOrAlias.startsWith("#") && serverNameOf(roomIdOrAlias) !== serverName && serverNameOf(roomIdOrAlias) !== undefined) {
+      const answer = await requireHubLink(`Resolving ${roomIdOrAlias}`).resolveAlias(roomIdOrAlias);
+      return { roomId: answer.roomId, servers: [...answer.servers, ...hints] };
+    }
+    return { roomId: await resolveRoom(roomIdOrAlias), servers: hints };
   }
 
   async function resolveRoom(roomIdOrAlias: string): Promise<string> {
@@ -179,13 +207,52 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
     await append(roomId, [{ type: "m.room.member", stateKey: target, content, sender: sender.userId }]);
   }
 
+  /**
+   * An invite of a user whose server is not in the room (LM draft "Invites"): the hub has the
+   * invitee's server sign the event before appending it; a participant sends the LPDU to the hub's
+   * `invite` endpoint, which does the same.
+   */
+  async function inviteRemote(sender: Sender, head: RoomHead, target: string, content: JsonObject): Promise<void> {
+    const link = requireHubLink(`Inviting ${target}`);
+    if (writer.isHostedHere(head)) {
+      const placed = await writer.withRoom(head.roomId, async () => {
+        const current = await requireHead(head.roomId);
+        const stripped = await federation.strippedState(head.roomId);
+        return writer.appendLocked(current, [
+          { type: "m.room.member", stateKey: target, content, sender: sender.userId, countersign: (event) => link.countersignInvite(event, current.rules.id, stripped) },
+        ]);
+      });
+      notifyPlaced(head.roomId, placed);
+      return;
+    }
+    const draft: EventDraft = { room_id: head.roomId, type: "m.room.member", state_key: target, sender: sender.userId, content, origin_server_ts: now() };
+    await link.inviteThroughHub(head.hubServer, buildLpdu(draft, head.hubServer, { serverName, key: deps.signingKey }, head.rules), head.rules.id);
+  }
+
   function withReason(content: JsonObject, reason: string | undefined): JsonObject {
     return reason === undefined ? content : { ...content, reason };
+  }
+
+  const federation = createRoomFederation({ serverName, signingKey: deps.signingKey, storage, writer, logger, now, notifyPlaced });
+
+  /** Whether this server takes part in a room hosted elsewhere: it holds its state and has a joined user. */
+  function participating(head: RoomHead): boolean {
+    return writer.stateView(head).get("m.room.create", "") !== undefined && (head.joinedServers.get(serverName) ?? 0) > 0;
+  }
+
+  /** Servers to try for a room this server is not in: the hub (the room ID's server) first. */
+  function candidateServers(roomId: string, hints: string[]): string[] {
+    const hub = serverNameOf(roomId);
+    return [...new Set([...(hub === undefined ? [] : [hub]), ...hints])].filter((s) => s !== serverName);
   }
 
   const service: RoomService = {
     queries,
     decorator,
+    federation,
+    setHubLink(link) {
+      hubLink = link;
+    },
 
     async createRoom(sender, request) {
       const roomVersion = request.roomVersion ?? DEFAULT_ROOM_VERSION;
@@ -194,9 +261,9 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       if (!rules || rules.authRules !== "linearized") {
         throw new MatrixError(Errcode.UNSUPPORTED_ROOM_VERSION, 400, `Room version ${JSON.stringify(roomVersion)} is not supported`);
       }
-      for (const invitee of request.invite) {
-        if (serverNameOf(invitee) !== serverName) throw new MatrixError(Errcode.FORBIDDEN, 403, `Inviting ${invitee} needs federation, which is not available yet`);
-      }
+      // Invitees on other servers are invited once the room exists (their servers sign the invites).
+      const remoteInvitees = request.invite.filter((invitee) => serverNameOf(invitee) !== serverName);
+      request = { ...request, invite: request.invite.filter((invitee) => serverNameOf(invitee) === serverName) };
       const alias = request.roomAliasName === undefined ? undefined : `#${request.roomAliasName}:${serverName}`;
       if (alias !== undefined && (await storage.aliases.get(alias))) throw new MatrixError(Errcode.ROOM_IN_USE, 400, `Room alias ${alias} is already in use`);
       const inviteeProfiles = new Map<string, JsonObject>();
@@ -221,6 +288,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       );
       notifyPlaced(roomId, placed);
       logger.info({ room_id: roomId, creator: sender.userId, events: placed.length }, "room created");
+      for (const invitee of remoteInvitees) await service.changeMembership(sender, roomId, "invite", invitee);
       return { roomId };
     },
 
@@ -291,11 +359,18 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       return { eventId: duplicate ?? (placed[0] as PlacedEvent).event.eventId };
     },
 
-    async join(sender, roomIdOrAlias, reason) {
-      const roomId = await resolveRoom(roomIdOrAlias);
+    async join(sender, roomIdOrAlias, reason, serverHints = []) {
+      const { roomId, servers } = await resolveRoomAndServers(roomIdOrAlias, serverHints);
       const head = await writer.head(roomId);
-      if (!head) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room ${roomIdOrAlias} is not known here (joining over federation is not available yet)`);
       const profile = await profileContent(sender.userId);
+      if (!head || (!writer.isHostedHere(head) && !participating(head))) {
+        // Not in the room: the make_join/send_join handshake through its hub (LM draft "Joins").
+        const link = requireHubLink(`Joining ${roomIdOrAlias}, which is not known here,`);
+        const tryServers = candidateServers(roomId, servers);
+        if (tryServers.length === 0) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room ${roomIdOrAlias} is not known here`);
+        await link.changeMembershipRemotely("join", sender.userId, roomId, tryServers, withReason({ ...profile, membership: "join" }, reason));
+        return { roomId };
+      }
       const current = writer.stateView(head).get("m.room.member", sender.userId)?.pdu.content;
       // Joining again with the same profile changes nothing: no new event.
       if (current?.membership === "join" && current.displayname === profile.displayname && current.avatar_url === profile.avatar_url) return { roomId };
@@ -308,12 +383,24 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       const membership = membershipOf(writer.stateView(head), sender.userId);
       if (membership === "leave") return;
       if (membership === "ban") throw new MatrixError(Errcode.FORBIDDEN, 403, `${sender.userId} is banned from ${roomId}`);
+      if (!writer.isHostedHere(head) && !participating(head)) {
+        // Rejecting an invite (or retracting a knock) of a room this server is not in (LM draft
+        // "Rejecting Invites and Leaves").
+        await requireHubLink(`Leaving ${roomId}`).changeMembershipRemotely("leave", sender.userId, roomId, candidateServers(roomId, [head.hubServer]), withReason({ membership: "leave" }, reason));
+        return;
+      }
       await sendMembership(sender, roomId, sender.userId, withReason({ membership: "leave" }, reason));
     },
 
-    async knock(sender, roomIdOrAlias, reason) {
-      const roomId = await resolveRoom(roomIdOrAlias);
-      if (!(await writer.head(roomId))) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room ${roomIdOrAlias} is not known here`);
+    async knock(sender, roomIdOrAlias, reason, serverHints = []) {
+      const { roomId, servers } = await resolveRoomAndServers(roomIdOrAlias, serverHints);
+      const head = await writer.head(roomId);
+      if (!head || (!writer.isHostedHere(head) && !participating(head))) {
+        const tryServers = candidateServers(roomId, servers);
+        if (tryServers.length === 0) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room ${roomIdOrAlias} is not known here`);
+        await requireHubLink(`Knocking on ${roomIdOrAlias}`).changeMembershipRemotely("knock", sender.userId, roomId, tryServers, withReason({ ...(await profileContent(sender.userId)), membership: "knock" }, reason));
+        return { roomId };
+      }
       await sendMembership(sender, roomId, sender.userId, withReason({ ...(await profileContent(sender.userId)), membership: "knock" }, reason));
       return { roomId };
     },
@@ -325,9 +412,12 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       let content: JsonObject;
       switch (action) {
         case "invite":
-          if (serverNameOf(target) !== serverName) throw new MatrixError(Errcode.FORBIDDEN, 403, `Inviting ${target} needs federation, which is not available yet`);
           if (targetMembership === "invite") return;
           content = { ...(await profileContent(target)), membership: "invite" };
+          if (serverNameOf(target) !== serverName && (head.joinedServers.get(serverNameOf(target) as string) ?? 0) === 0) {
+            await inviteRemote(sender, head, target, withReason(content, reason));
+            return;
+          }
           break;
         case "kick":
           if (targetMembership !== "join" && targetMembership !== "invite" && targetMembership !== "knock") {

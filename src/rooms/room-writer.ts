@@ -18,6 +18,8 @@ import { buildHubEvent, hubServerOf, type EventDraft, type RoomTip, type ServerI
 import type { RoomRow, Storage, StorageTx } from "../storage/ports.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
 import type { SyncNotifier } from "../client-api/contracts.js";
+import type { FederationFanout } from "./fanout.js";
+import { applyMembership, destinationsOf } from "./fanout.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { MembershipIndex } from "./membership-index.js";
 import type { RecentEvents } from "./recent-events.js";
@@ -32,6 +34,8 @@ export interface RoomHead {
   state: Map<string, RoomEvent>;
   lastEvent: RoomEvent | undefined;
   lastSeq: number;
+  /** Servers with joined users and how many each (the hub's fan-out destinations). */
+  joinedServers: Map<string, number>;
 }
 
 /** One event a request asks for, before it is placed. */
@@ -45,12 +49,35 @@ export interface EventRequest {
    * MatrixError to refuse.
    */
   check?: (state: RoomStateView, event: RoomEvent) => Promise<MatrixError | undefined> | MatrixError | undefined;
+  /**
+   * Another server's signature the event needs before it is appended: an invite of a user on a
+   * server not in the room goes to that server first (LM draft "Invites"), which signs it or
+   * refuses (throw a MatrixError). Runs after the checks, holding the room's lock.
+   */
+  countersign?: (event: RoomEvent) => Promise<RoomEvent>;
 }
+
+/**
+ * An event that arrives already built: an LPDU this hub completes, or a PDU a participant receives
+ * from its hub. `build` runs in order under the room's lock against the state the event is placed
+ * on (previous events of the batch applied); the pipeline (room-dag/pipeline.ts) has done the
+ * checks, so the writer neither authorizes it again nor builds it. A refusal skips only this
+ * event; the others of the batch are still placed.
+ */
+export interface BuiltRequest {
+  build: (tip: RoomTip) => BuiltOutcome;
+}
+
+export type BuiltOutcome = { ok: true; event: RoomEvent; softFailed?: boolean } | { ok: false; error: MatrixError };
 
 export interface PlacedEvent {
   event: RoomEvent;
   roomSeq: number;
   streamPos: number;
+  /** Kept in the log but out of state and timelines (receive step 5, or a hub breaking the rules). */
+  softFailed?: boolean;
+  /** The index of the request it came from. */
+  index: number;
 }
 
 export interface WriterDeps {
@@ -66,6 +93,8 @@ export interface WriterDeps {
   memberships: MembershipIndex;
   /** Given every committed event and redaction. */
   recentEvents: RecentEvents;
+  /** Wakes the outbound federation queues once a hub event's queue rows committed. */
+  fanout?: FederationFanout;
 }
 
 /** Heads kept in memory; beyond this the least recently used are dropped (reloaded on demand). */
@@ -101,6 +130,10 @@ export class RoomWriter {
     const [current, last] = await Promise.all([storage.events.getCurrentState(roomId), storage.events.getLastEvent(roomId)]);
     const state = new Map<string, RoomEvent>();
     for (const event of current) state.set(stateKeyOf(event.pdu.type, event.pdu.state_key ?? ""), { eventId: event.eventId, pdu: event.pdu });
+    const joinedServers = new Map<string, number>();
+    for (const event of current) {
+      if (event.pdu.type === "m.room.member" && event.pdu.state_key !== undefined) applyMembership(joinedServers, event.pdu.state_key, undefined, event.pdu.content.membership);
+    }
     const head: RoomHead = {
       roomId,
       rules,
@@ -108,6 +141,7 @@ export class RoomWriter {
       state,
       lastEvent: last ? { eventId: last.eventId, pdu: last.pdu } : undefined,
       lastSeq: last ? last.roomSeq : -1,
+      joinedServers,
     };
     this.remember(head);
     return head;
@@ -138,7 +172,7 @@ export class RoomWriter {
   ): Promise<PlacedEvent[]> {
     const rules = getRoomVersion(room.roomVersion);
     if (!rules) throw new MatrixError(Errcode.UNSUPPORTED_ROOM_VERSION, 400, `room version ${room.roomVersion} is not supported`);
-    const head: RoomHead = { roomId: room.roomId, rules, hubServer: this.deps.serverName, state: new Map(), lastEvent: undefined, lastSeq: -1 };
+    const head: RoomHead = { roomId: room.roomId, rules, hubServer: this.deps.serverName, state: new Map(), lastEvent: undefined, lastSeq: -1, joinedServers: new Map() };
     const all: EventRequest[] = [{ type: "m.room.create", stateKey: "", content: createContent, sender: room.creator }, ...requests];
     return this.lock.run(room.roomId, async () => {
       const placed = await this.placeAndPersist(head, all, (tx) => persistExtra(tx), undefined, (error) => new MatrixError(Errcode.INVALID_ROOM_STATE, 400, `the requested initial state is not allowed: ${error.message}`), { ...room, hubServer: this.deps.serverName });
@@ -177,61 +211,139 @@ export class RoomWriter {
     return redact(event.pdu as unknown as JsonObject, head.rules.redaction) as unknown as RoomEvent["pdu"];
   }
 
+  /**
+   * Appends events that arrive built (BuiltRequest) to a room, hosted here or a replica, with
+   * `persistExtra` in the same transaction. Refused ones are skipped and returned with their
+   * index. Must be called holding the room's lock (withRoom).
+   */
+  async appendBuiltLocked(
+    head: RoomHead,
+    requests: BuiltRequest[],
+    persistExtra?: (tx: StorageTx, placed: PlacedEvent[]) => Promise<void>,
+    afterCommit?: (placed: PlacedEvent[]) => void,
+  ): Promise<{ placed: PlacedEvent[]; refused: Array<{ index: number; error: MatrixError }> }> {
+    const refused: Array<{ index: number; error: MatrixError }> = [];
+    const placed = await this.placeAndPersist(head, requests, persistExtra, afterCommit, (error) => error, undefined, refused);
+    return { placed, refused };
+  }
+
+  /**
+   * Creates the replica of a room hosted elsewhere from what the hub's `send_join` answered: the
+   * room row and `events` (the state the join was placed on, then the join itself) in one
+   * transaction. Must be called holding the room's lock; the room must not exist here yet.
+   */
+  async createReplicaLocked(room: RoomRow, events: Array<{ event: RoomEvent; softFailed?: boolean }>, persistExtra?: (tx: StorageTx) => Promise<void>): Promise<PlacedEvent[]> {
+    const rules = getRoomVersion(room.roomVersion);
+    if (!rules) throw new MatrixError(Errcode.INCOMPATIBLE_ROOM_VERSION, 400, `room version ${room.roomVersion} is not supported`);
+    const head: RoomHead = { roomId: room.roomId, rules, hubServer: room.hubServer, state: new Map(), lastEvent: undefined, lastSeq: -1, joinedServers: new Map() };
+    const requests: BuiltRequest[] = events.map(({ event, softFailed }) => ({ build: () => ({ ok: true, event, ...(softFailed ? { softFailed } : {}) }) }));
+    const placed = await this.placeAndPersist(head, requests, persistExtra && ((tx) => persistExtra(tx)), undefined, (error) => error, room);
+    this.remember(head);
+    return placed;
+  }
+
+  /** Drops the cached head (a replica that was replaced, or after a failure). */
+  forget(roomId: string): void {
+    this.heads.delete(roomId);
+  }
+
   private async placeAndPersist(
     head: RoomHead,
-    requests: EventRequest[],
+    requests: Array<EventRequest | BuiltRequest>,
     persistExtra: ((tx: StorageTx, placed: PlacedEvent[]) => Promise<void>) | undefined,
     afterCommit: ((placed: PlacedEvent[]) => void) | undefined,
     refusal: (error: MatrixError) => MatrixError = (error) => error,
     roomRow?: RoomRow,
+    refusedOut?: Array<{ index: number; error: MatrixError }>,
   ): Promise<PlacedEvent[]> {
-    const { storage, streams, now, notifier, memberships, recentEvents } = this.deps;
+    const { storage, streams, now, notifier, memberships, recentEvents, serverName, fanout } = this.deps;
     // Steps 4–5 on a working copy of the head, so a refusal leaves the cache untouched.
     const state = new Map(head.state);
+    const joinedServers = new Map(head.joinedServers);
+    const hostedHere = head.hubServer === serverName;
     let lastEvent = head.lastEvent;
-    const tip: RoomTip = { get: (type, stateKey) => state.get(stateKeyOf(type, stateKey)), lastEvent: undefined };
-    const built: RoomEvent[] = [];
-    for (const request of requests) {
-      const draft: EventDraft = { room_id: head.roomId, type: request.type, sender: request.sender, content: request.content, origin_server_ts: now() };
-      if (request.stateKey !== undefined) draft.state_key = request.stateKey;
-      const event = buildHubEvent(draft, { get: tip.get, lastEvent }, this.identity, head.rules);
-      const size = Buffer.byteLength(encodeCanonicalJson(event.pdu as unknown as JsonObject, head.rules.canonicalJsonKeyOrder));
-      if (size > head.rules.maxEventBytes) {
-        throw new MatrixError(Errcode.TOO_LARGE, 413, `event is ${size} bytes, over the limit of ${head.rules.maxEventBytes}`);
+    const tip: RoomTip = {
+      get: (type, stateKey) => state.get(stateKeyOf(type, stateKey)),
+      get lastEvent() {
+        return lastEvent;
+      },
+    };
+    const built: Array<{ event: RoomEvent; softFailed: boolean; index: number; destinations: string[] }> = [];
+    for (let index = 0; index < requests.length; index++) {
+      const request = requests[index] as EventRequest | BuiltRequest;
+      let event: RoomEvent;
+      let softFailed = false;
+      if ("build" in request) {
+        const outcome = request.build(tip);
+        if (!outcome.ok) {
+          if (!refusedOut) throw refusal(outcome.error);
+          refusedOut.push({ index, error: outcome.error });
+          continue;
+        }
+        event = outcome.event;
+        softFailed = outcome.softFailed === true;
+      } else {
+        event = await this.buildLocal(head, request, tip, refusal);
       }
-      const verdict = authorize(event.pdu, tip, head.rules, { kind: "verified" });
-      if (!verdict.ok) throw refusal(new MatrixError(Errcode.FORBIDDEN, 403, `${verdict.reason} (auth rule ${verdict.rule})`));
-      const checked = await request.check?.(tip, event);
-      if (checked) throw refusal(checked);
-      if (event.pdu.state_key !== undefined) state.set(stateKeyOf(event.pdu.type, event.pdu.state_key), event);
+      if (!softFailed && event.pdu.state_key !== undefined) {
+        const key = stateKeyOf(event.pdu.type, event.pdu.state_key);
+        if (event.pdu.type === "m.room.member") applyMembership(joinedServers, event.pdu.state_key, state.get(key)?.pdu.content.membership, event.pdu.content.membership);
+        state.set(key, event);
+      }
       lastEvent = event;
-      built.push(event);
+      const destinations = hostedHere && fanout !== undefined && !softFailed ? destinationsOf(event, joinedServers, serverName) : [];
+      built.push({ event, softFailed, index, destinations });
     }
+    if (built.length === 0) return [];
     // Step 6: one transaction, positions allocated in order so the stream follows the room order.
     const placed = await streams.withPositions(built.length, async (positions) => {
-      const placed = built.map((event, i) => ({ event, roomSeq: head.lastSeq + 1 + i, streamPos: positions[i] as number }));
+      const placed: PlacedEvent[] = built.map(({ event, softFailed, index }, i) => ({ event, roomSeq: head.lastSeq + 1 + i, streamPos: positions[i] as number, index, ...(softFailed ? { softFailed } : {}) }));
       // Recorded while the positions are in flight (SyncNotifier.recordChange).
       notifier.recordChange("room_events", [head.roomId], positions[positions.length - 1] as number);
-      for (const { event, streamPos } of placed) {
-        if (event.pdu.type === "m.room.member" && event.pdu.state_key !== undefined) notifier.recordChange("membership", [event.pdu.state_key], streamPos);
+      for (const { event, streamPos, softFailed } of placed) {
+        if (!softFailed && event.pdu.type === "m.room.member" && event.pdu.state_key !== undefined) notifier.recordChange("membership", [event.pdu.state_key], streamPos);
       }
       await storage.transaction(async (tx) => {
         if (roomRow) await tx.events.createRoom(roomRow);
-        for (const { event, roomSeq, streamPos } of placed) await tx.events.appendEvent({ eventId: event.eventId, pdu: event.pdu, roomSeq, streamPos });
+        for (const { event, roomSeq, streamPos, softFailed } of placed) {
+          await tx.events.appendEvent({ eventId: event.eventId, pdu: event.pdu, roomSeq, streamPos, ...(softFailed ? { softFailed } : {}) });
+        }
+        const outbox = built.flatMap(({ event, destinations }, i) => destinations.map((destination) => ({ destination, streamPos: positions[i] as number, eventId: event.eventId })));
+        if (outbox.length > 0) await tx.federation.enqueuePdus(outbox);
         await persistExtra?.(tx, placed);
       });
       // Before the positions are released: a sync that can read these events finds them applied.
       head.state = state;
+      head.joinedServers = joinedServers;
       head.lastEvent = lastEvent;
       head.lastSeq += built.length;
-      for (const { event, roomSeq, streamPos } of placed) {
-        recentEvents.append({ eventId: event.eventId, roomId: head.roomId, roomSeq, streamPos, pdu: event.pdu, redactedBy: null, softFailed: false });
-        if (event.pdu.state_key !== undefined) memberships.applyStateEvent(head.roomId, roomSeq, { type: event.pdu.type, stateKey: event.pdu.state_key, content: event.pdu.content });
+      for (const { event, roomSeq, streamPos, softFailed } of placed) {
+        recentEvents.append({ eventId: event.eventId, roomId: head.roomId, roomSeq, streamPos, pdu: event.pdu, redactedBy: null, softFailed: softFailed === true });
+        if (!softFailed && event.pdu.state_key !== undefined) memberships.applyStateEvent(head.roomId, roomSeq, { type: event.pdu.type, stateKey: event.pdu.state_key, content: event.pdu.content });
       }
       afterCommit?.(placed);
       return placed;
     });
+    const woken = new Set(built.flatMap((b) => b.destinations));
+    if (woken.size > 0) fanout?.wake(woken);
     return placed;
+  }
+
+  /** Builds a local user's event on the hub (steps 4–5): placed after the tip, size-checked, authorized. */
+  private async buildLocal(head: RoomHead, request: EventRequest, tip: RoomTip, refusal: (error: MatrixError) => MatrixError): Promise<RoomEvent> {
+    const draft: EventDraft = { room_id: head.roomId, type: request.type, sender: request.sender, content: request.content, origin_server_ts: this.deps.now() };
+    if (request.stateKey !== undefined) draft.state_key = request.stateKey;
+    let event = buildHubEvent(draft, tip, this.identity, head.rules);
+    const size = Buffer.byteLength(encodeCanonicalJson(event.pdu as unknown as JsonObject, head.rules.canonicalJsonKeyOrder));
+    if (size > head.rules.maxEventBytes) {
+      throw new MatrixError(Errcode.TOO_LARGE, 413, `event is ${size} bytes, over the limit of ${head.rules.maxEventBytes}`);
+    }
+    const verdict = authorize(event.pdu, tip, head.rules, { kind: "verified" });
+    if (!verdict.ok) throw refusal(new MatrixError(Errcode.FORBIDDEN, 403, `${verdict.reason} (auth rule ${verdict.rule})`));
+    const checked = await request.check?.(tip, event);
+    if (checked) throw refusal(checked);
+    if (request.countersign) event = await request.countersign(event);
+    return event;
   }
 
   /** Whether the room's hub (LM draft "Hub Selection") is this server. */

@@ -295,6 +295,97 @@ export interface ServerKeysRepo {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Federation: the outbound queues (one per destination server), the retry state of each
+// destination, inbound transaction IDs (idempotent `PUT /send/{txnId}`), the LPDUs a hub has
+// completed, and what a participant found wrong with its hub (LM draft "Sending Events",
+// "Receiving Events/PDUs"; DESIGN.md "Hub pipeline" step 6).
+
+/** One PDU queued for one destination; the PDU itself is read from `events` by its event ID. */
+export interface OutboxPduRow {
+  destination: string;
+  /** The event's stream position: the queue's order. */
+  streamPos: number;
+  eventId: string;
+}
+
+/** A queued PDU as the sender reads it: the row and the stored event (redacted copy if redacted). */
+export interface OutboxPdu {
+  streamPos: number;
+  eventId: string;
+  pdu: Pdu;
+}
+
+export interface OutboxEdu {
+  /** Assigned by the database, ascending in insertion order. */
+  id: number;
+  destination: string;
+  edu: JsonObject;
+}
+
+/** How sending to one destination is going (for backoff, restarts and the admin API). */
+export interface DestinationRow {
+  destination: string;
+  /** Consecutive failed transactions since the last success. */
+  failures: number;
+  /** No transaction before this (backoff); null: send whenever there is something. */
+  retryAtTs: number | null;
+  lastError: string | null;
+  lastSuccessTs: number | null;
+}
+
+export interface InboundTxnRow {
+  origin: string;
+  txnId: string;
+  /** The exact 200 response body, replayed for a repeated (origin, txnId). */
+  response: JsonObject;
+  receivedTs: number;
+}
+
+export interface HubViolationRow {
+  roomId: string;
+  eventId: string;
+  hubServer: string;
+  reason: string;
+  detectedTs: number;
+}
+
+export interface FederationRepo {
+  /** Queues PDUs; a (destination, streamPos) already queued is ignored. */
+  enqueuePdus(rows: OutboxPduRow[]): Promise<void>;
+  /** The destination's queued PDUs, ascending by stream position, at most `limit`. */
+  peekPdus(destination: string, limit: number): Promise<OutboxPdu[]>;
+  /** Removes the destination's queued PDUs with streamPos <= upToPos (acknowledged). */
+  ackPdus(destination: string, upToPos: number): Promise<void>;
+  enqueueEdus(edus: Array<{ destination: string; edu: JsonObject }>): Promise<void>;
+  /** The destination's queued EDUs, ascending by id, at most `limit`. */
+  peekEdus(destination: string, limit: number): Promise<OutboxEdu[]>;
+  /** Removes the destination's EDUs with id <= upToId. */
+  ackEdus(destination: string, upToId: number): Promise<void>;
+  /** Destinations with anything queued (PDUs or EDUs): what a restart resumes. */
+  destinationsWithBacklog(): Promise<string[]>;
+  /** Queued PDUs per destination (metrics, admin API). */
+  countQueuedPdus(destination: string): Promise<number>;
+
+  getDestination(destination: string): Promise<DestinationRow | undefined>;
+  listDestinations(options: { from?: string; limit: number }): Promise<DestinationRow[]>;
+  /** Inserts or replaces the destination's row. */
+  putDestination(row: DestinationRow): Promise<void>;
+
+  getInboundTxn(origin: string, txnId: string): Promise<InboundTxnRow | undefined>;
+  putInboundTxn(row: InboundTxnRow): Promise<void>;
+  /** Forgets transactions received before `beforeTs` (kept for a day). */
+  pruneInboundTxns(beforeTs: number): Promise<number>;
+
+  /** Hub side: the LPDU (by the event ID computed over the LPDU as received) became `eventId`. */
+  putCompletedLpdu(lpduId: string, eventId: string, origin: string, ts: number): Promise<void>;
+  getCompletedLpdu(lpduId: string): Promise<string | undefined>;
+
+  /** Participant side: the hub appended an event the rules forbid. */
+  addHubViolation(row: HubViolationRow): Promise<void>;
+  listHubViolations(roomId?: string): Promise<HubViolationRow[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 export interface StorageRepos {
   readonly accounts: AccountsRepo;
@@ -307,6 +398,7 @@ export interface StorageRepos {
   readonly toDevice: ToDeviceRepo;
   readonly keys: KeysRepo;
   readonly serverKeys: ServerKeysRepo;
+  readonly federation: FederationRepo;
 }
 
 export type StorageTx = StorageRepos;

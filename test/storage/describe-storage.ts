@@ -2,7 +2,8 @@
 // fresh database from the engine's fixture; `storage.test.ts` runs it once per engine.
 import { jest } from "@jest/globals";
 import { migrateDatabase, openStorage, type DatabaseSettings } from "../../src/storage/index.js";
-import type { Storage, StorageRepos } from "../../src/storage/ports.js";
+import type { JsonObject } from "../../src/core/json.js";
+import type { DestinationRow, Storage, StorageRepos } from "../../src/storage/ports.js";
 import {
   alice,
   bob,
@@ -69,7 +70,7 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         await storage.close();
         await database.drop();
         database = await fixture!.newDatabase();
-        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys", "0003-forgotten-rooms"]);
+        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys", "0003-forgotten-rooms", "0004-federation"]);
         storage = await openStorage(database.settings, { migrate: false });
         expect(await storage.maxStreamPos()).toBe(0);
       });
@@ -693,6 +694,189 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         expect(fallbacks).toHaveLength(10);
         expect(new Set(fallbacks.map((k) => k!.keyId))).toEqual(new Set(["signed_curve25519:K99"]));
         expect(await storage.keys.countOneTimeKeys(alice, "D1")).toEqual({});
+      });
+    });
+
+    describe("federation queues", () => {
+      const hs1 = "one.example";
+      const hs2 = "two.example";
+      const queued = (destination: string, events: Array<{ eventId: string; streamPos: number }>) =>
+        events.map((e) => ({ destination, streamPos: e.streamPos, eventId: e.eventId }));
+      const positions = (pdus: Array<{ streamPos: number }>): number[] => pdus.map((p) => p.streamPos);
+
+      it("hands out each destination's PDUs in stream order, as stored (redacted copy included)", async () => {
+        const log = await newRoom("!q:x");
+        const events = await log.append(storage, [createEvent("!q:x"), memberEvent("!q:x", alice, "join"), messageEvent("!q:x", "secret"), messageEvent("!q:x", "m3")]);
+        // Queued out of order, and in two calls: the queue orders by stream position.
+        await storage.federation.enqueuePdus(queued(hs1, [events[3]!, events[1]!]));
+        await storage.federation.enqueuePdus([...queued(hs1, [events[0]!, events[2]!]), ...queued(hs2, [events[2]!])]);
+        const [redaction] = await log.append(storage, [pdu("!q:x", "m.room.redaction", {}, {})]);
+        const redacted = { ...messageEvent("!q:x", "secret"), content: {} };
+        await storage.events.redactEvent("$q-2", redaction!.eventId, redacted);
+
+        const all = await storage.federation.peekPdus(hs1, 10);
+        expect(all.map((p) => p.eventId)).toEqual(["$q-0", "$q-1", "$q-2", "$q-3"]);
+        expect(positions(all)).toEqual([1, 2, 3, 4]);
+        expect(all[0]!.pdu).toEqual(createEvent("!q:x"));
+        expect(all[2]!.pdu).toEqual(redacted);
+        expect(positions(await storage.federation.peekPdus(hs1, 2))).toEqual([1, 2]);
+        expect(positions(await storage.federation.peekPdus(hs2, 10))).toEqual([3]);
+        expect(await storage.federation.peekPdus("none.example", 10)).toEqual([]);
+      });
+
+      it("acknowledges only up to the position, only for that destination; enqueueing again is harmless", async () => {
+        const log = await newRoom("!q:x");
+        const events = await log.append(storage, [createEvent("!q:x"), memberEvent("!q:x", alice, "join"), nameEvent("!q:x", "n"), messageEvent("!q:x", "m")]);
+        const rows = [...queued(hs1, events), ...queued(hs2, events)];
+        await storage.federation.enqueuePdus(rows);
+        // The same rows again (a retried transaction of the room writer): ignored, not an error.
+        await storage.federation.enqueuePdus(rows);
+        await storage.federation.enqueuePdus([]);
+        expect(await storage.federation.countQueuedPdus(hs1)).toBe(4);
+
+        await storage.federation.ackPdus(hs1, 2);
+        expect(positions(await storage.federation.peekPdus(hs1, 10))).toEqual([3, 4]);
+        expect(positions(await storage.federation.peekPdus(hs2, 10))).toEqual([1, 2, 3, 4]);
+        expect(await storage.federation.countQueuedPdus(hs1)).toBe(2);
+        expect(await storage.federation.countQueuedPdus(hs2)).toBe(4);
+        expect(await storage.federation.countQueuedPdus("none.example")).toBe(0);
+        // An acknowledgement below what is left changes nothing; one past the end empties it.
+        await storage.federation.ackPdus(hs1, 1);
+        expect(await storage.federation.countQueuedPdus(hs1)).toBe(2);
+        await storage.federation.ackPdus(hs1, 99);
+        expect(await storage.federation.peekPdus(hs1, 10)).toEqual([]);
+        expect(await storage.federation.countQueuedPdus(hs2)).toBe(4);
+      });
+
+      it("queues enough PDUs for a large room in one call (several insert statements)", async () => {
+        const log = await newRoom("!big:x");
+        const [event] = await log.append(storage, [createEvent("!big:x")]);
+        const destinations = Array.from({ length: 1_203 }, (_, n) => `hs${String(n).padStart(4, "0")}.example`);
+        await storage.federation.enqueuePdus(destinations.map((destination) => ({ destination, streamPos: event!.streamPos, eventId: event!.eventId })));
+        expect(await storage.federation.destinationsWithBacklog()).toEqual(destinations);
+        expect((await storage.federation.peekPdus("hs1202.example", 5)).map((p) => p.eventId)).toEqual([event!.eventId]);
+      });
+
+      it("hands out EDUs in insertion order with ascending ids, and acknowledges per destination", async () => {
+        await storage.federation.enqueueEdus([
+          { destination: hs1, edu: { edu_type: "m.typing", content: { n: 1 } } },
+          { destination: hs2, edu: { edu_type: "m.typing", content: { n: 2 } } },
+          { destination: hs1, edu: { edu_type: "m.receipt", content: { n: 3 } } },
+        ]);
+        await storage.federation.enqueueEdus([{ destination: hs1, edu: { edu_type: "m.presence", content: { n: 4 } } }]);
+        const edus = await storage.federation.peekEdus(hs1, 10);
+        expect(edus.map((e) => e.edu)).toEqual([
+          { edu_type: "m.typing", content: { n: 1 } },
+          { edu_type: "m.receipt", content: { n: 3 } },
+          { edu_type: "m.presence", content: { n: 4 } },
+        ]);
+        expect(edus.every((e) => e.destination === hs1)).toBe(true);
+        const ids = edus.map((e) => e.id);
+        expect([...ids].sort((a, b) => a - b)).toEqual(ids);
+        expect(new Set(ids).size).toBe(3);
+        expect((await storage.federation.peekEdus(hs1, 2)).map((e) => e.id)).toEqual(ids.slice(0, 2));
+
+        await storage.federation.ackEdus(hs1, ids[1]!);
+        expect((await storage.federation.peekEdus(hs1, 10)).map((e) => e.id)).toEqual([ids[2]]);
+        expect((await storage.federation.peekEdus(hs2, 10)).map((e) => e.edu)).toEqual([{ edu_type: "m.typing", content: { n: 2 } }]);
+        // An EDU that could never be signed (canonical JSON has no floats) is refused when queued.
+        await expect(storage.federation.enqueueEdus([{ destination: hs1, edu: { edu_type: "x", content: { f: 1.5 } } }])).rejects.toThrow(/canonical/);
+      });
+
+      it("lists the destinations with a backlog of PDUs or EDUs, and survives a restart", async () => {
+        const log = await newRoom("!q:x");
+        const events = await log.append(storage, [createEvent("!q:x"), memberEvent("!q:x", alice, "join")]);
+        expect(await storage.federation.destinationsWithBacklog()).toEqual([]);
+        await storage.federation.enqueuePdus([...queued("c.example", events), ...queued(hs1, events)]);
+        await storage.federation.enqueueEdus([{ destination: hs2, edu: { edu_type: "m.typing", content: {} } }, { destination: hs1, edu: { edu_type: "m.typing", content: {} } }]);
+        expect(await storage.federation.destinationsWithBacklog()).toEqual(["c.example", hs1, hs2]);
+
+        await storage.close();
+        storage = await openStorage(database.settings);
+        expect(await storage.federation.destinationsWithBacklog()).toEqual(["c.example", hs1, hs2]);
+        await storage.federation.ackPdus(hs1, events[1]!.streamPos);
+        expect(await storage.federation.destinationsWithBacklog()).toEqual(["c.example", hs1, hs2]);
+        const [edu] = await storage.federation.peekEdus(hs1, 1);
+        await storage.federation.ackEdus(hs1, edu!.id);
+        await storage.federation.ackPdus("c.example", events[0]!.streamPos);
+        expect(await storage.federation.destinationsWithBacklog()).toEqual(["c.example", hs2]);
+      });
+
+      it("queues in the same transaction as the event: a rolled-back append queues nothing", async () => {
+        await expect(
+          storage.transaction(async (tx) => {
+            const log = await newRoom("!t:x", tx);
+            const events = await log.append(tx, [createEvent("!t:x")]);
+            await tx.federation.enqueuePdus(queued(hs1, events));
+            await tx.federation.enqueueEdus([{ destination: hs1, edu: { edu_type: "m.typing", content: {} } }]);
+            throw new Error("rollback");
+          }),
+        ).rejects.toThrow("rollback");
+        expect(await storage.federation.destinationsWithBacklog()).toEqual([]);
+      });
+
+      it("keeps each destination's retry state, replaced by put, listed in pages", async () => {
+        const dest = (destination: string, overrides: Partial<DestinationRow> = {}): DestinationRow => ({
+          destination,
+          failures: 0,
+          retryAtTs: null,
+          lastError: null,
+          lastSuccessTs: null,
+          ...overrides,
+        });
+        expect(await storage.federation.getDestination(hs1)).toBeUndefined();
+        await storage.federation.putDestination(dest(hs1, { failures: 3, retryAtTs: 1_700_000_060_000, lastError: "ECONNREFUSED" }));
+        expect(await storage.federation.getDestination(hs1)).toEqual(dest(hs1, { failures: 3, retryAtTs: 1_700_000_060_000, lastError: "ECONNREFUSED" }));
+        await storage.federation.putDestination(dest(hs1, { lastSuccessTs: 1_700_000_100_000 }));
+        expect(await storage.federation.getDestination(hs1)).toEqual(dest(hs1, { lastSuccessTs: 1_700_000_100_000 }));
+
+        await storage.federation.putDestination(dest("c.example"));
+        await storage.federation.putDestination(dest(hs2, { failures: 1 }));
+        const names = (rows: DestinationRow[]): string[] => rows.map((r) => r.destination);
+        expect(names(await storage.federation.listDestinations({ limit: 2 }))).toEqual(["c.example", hs1]);
+        expect(names(await storage.federation.listDestinations({ from: hs1, limit: 2 }))).toEqual([hs2]);
+        expect(await storage.federation.listDestinations({ from: hs2, limit: 2 })).toEqual([]);
+        expect((await storage.federation.listDestinations({ limit: 10 }))[2]).toEqual(dest(hs2, { failures: 1 }));
+      });
+
+      it("replays the first response of an inbound transaction and forgets old ones", async () => {
+        const txn = (origin: string, txnId: string, receivedTs: number, pdus: JsonObject = {}) => ({ origin, txnId, response: { pdus }, receivedTs });
+        expect(await storage.federation.getInboundTxn(hs1, "t1")).toBeUndefined();
+        await storage.federation.putInboundTxn(txn(hs1, "t1", 1_000, { $a: {} }));
+        // A second put of the same (origin, txnId), as a concurrent duplicate would: the first stays.
+        await storage.federation.putInboundTxn(txn(hs1, "t1", 1_500, { $a: { error: "late" } }));
+        await storage.federation.putInboundTxn(txn(hs2, "t1", 2_000));
+        await storage.federation.putInboundTxn(txn(hs1, "t2", 3_000));
+        expect(await storage.federation.getInboundTxn(hs1, "t1")).toEqual(txn(hs1, "t1", 1_000, { $a: {} }));
+        expect(await storage.federation.getInboundTxn(hs2, "t1")).toEqual(txn(hs2, "t1", 2_000));
+
+        expect(await storage.federation.pruneInboundTxns(2_000)).toBe(1);
+        expect(await storage.federation.getInboundTxn(hs1, "t1")).toBeUndefined();
+        expect(await storage.federation.getInboundTxn(hs2, "t1")).toBeDefined();
+        expect(await storage.federation.pruneInboundTxns(2_000)).toBe(0);
+        expect(await storage.federation.pruneInboundTxns(10_000)).toBe(2);
+        expect(await storage.federation.getInboundTxn(hs1, "t2")).toBeUndefined();
+      });
+
+      it("remembers which event each completed LPDU became; the first completion stands", async () => {
+        expect(await storage.federation.getCompletedLpdu("$lpdu1")).toBeUndefined();
+        await storage.federation.putCompletedLpdu("$lpdu1", "$event1", hs1, 1_000);
+        await storage.federation.putCompletedLpdu("$lpdu2", "$event2", hs2, 2_000);
+        await storage.federation.putCompletedLpdu("$lpdu1", "$other", hs1, 3_000);
+        expect(await storage.federation.getCompletedLpdu("$lpdu1")).toBe("$event1");
+        expect(await storage.federation.getCompletedLpdu("$lpdu2")).toBe("$event2");
+      });
+
+      it("records hub violations, listed by room or all, in the order found", async () => {
+        const violation = (roomId: string, eventId: string, detectedTs: number) => ({ roomId, eventId, hubServer: "hub.example", reason: "auth rule 4.1 failed", detectedTs });
+        expect(await storage.federation.listHubViolations()).toEqual([]);
+        await storage.federation.addHubViolation(violation("!b:x", "$1", 3_000));
+        await storage.federation.addHubViolation(violation("!a:x", "$2", 2_000));
+        await storage.federation.addHubViolation(violation("!b:x", "$3", 1_000));
+        expect(await storage.federation.listHubViolations("!b:x")).toEqual([violation("!b:x", "$1", 3_000), violation("!b:x", "$3", 1_000)]);
+        expect(await storage.federation.listHubViolations("!a:x")).toEqual([violation("!a:x", "$2", 2_000)]);
+        expect(await storage.federation.listHubViolations("!none:x")).toEqual([]);
+        expect((await storage.federation.listHubViolations()).map((v) => v.eventId)).toEqual(["$1", "$2", "$3"]);
       });
     });
   });

@@ -9,6 +9,7 @@ import pino from "pino";
 import { nativeEd25519 } from "../../src/core/ed25519.js";
 import { startHomeserver, type Homeserver, type HomeserverSettings } from "../../src/app/homeserver.js";
 import type { DatabaseSettings } from "../../src/storage/index.js";
+import type { SigningKey } from "../../src/core/signing.js";
 import { dropPostgresSchema } from "./postgres.js";
 
 export interface TestServerOptions {
@@ -27,6 +28,8 @@ export interface TestServer {
   readonly baseUrl: string;
   readonly serverName: string;
   readonly homeserver: Homeserver;
+  /** The server's signing key, so tests can sign federation requests as this server. */
+  readonly signingKey: SigningKey;
   /** Stops and starts the server on the same database (and the same port). */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -58,10 +61,11 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     ? { engine: "postgres", url: options.postgresUrl, schema: `test_${randomBytes(6).toString("hex")}` }
     : { engine: "sqlite", path: join(dataDir, "homeserver.db") };
   const seed = randomBytes(32);
+  const signingKey: SigningKey = { keyId: "ed25519:test", signer: nativeEd25519.signerFromSeed(seed) };
   const settings = (port: number): HomeserverSettings => ({
     serverName,
     database,
-    signingKey: { keyId: "ed25519:test", signer: nativeEd25519.signerFromSeed(seed) },
+    signingKey,
     listeners: [{ host: "127.0.0.1", port }],
     registration: options.registration ?? { enabled: true, allowGuests: true },
     // Generous limits: tests that are about rate limiting pass their own.
@@ -79,6 +83,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const server: TestServer = {
     baseUrl,
     serverName,
+    signingKey,
     get homeserver() {
       return homeserver;
     },

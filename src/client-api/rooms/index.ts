@@ -144,7 +144,7 @@ export function mountRoomsApi(router: Router, ctx: ClientApiContext, rooms: Room
 
   // POST /v3/join/{roomIdOrAlias}
   router.post("/v3/join/:roomIdOrAlias", auth, async (req, res) => {
-    const { roomId } = await rooms.join(senderOf(res), paramOf(req, "roomIdOrAlias"), reasonOf(bodyOrEmpty(req)));
+    const { roomId } = await rooms.join(senderOf(res), paramOf(req, "roomIdOrAlias"), reasonOf(bodyOrEmpty(req)), serverHintsOf(req));
     res.json({ room_id: roomId });
   });
 
@@ -156,7 +156,7 @@ export function mountRoomsApi(router: Router, ctx: ClientApiContext, rooms: Room
 
   // POST /v3/knock/{roomIdOrAlias}
   router.post("/v3/knock/:roomIdOrAlias", auth, async (req, res) => {
-    const { roomId } = await rooms.knock(senderOf(res), paramOf(req, "roomIdOrAlias"), reasonOf(bodyOrEmpty(req)));
+    const { roomId } = await rooms.knock(senderOf(res), paramOf(req, "roomIdOrAlias"), reasonOf(bodyOrEmpty(req)), serverHintsOf(req));
     res.json({ room_id: roomId });
   });
 
@@ -230,4 +230,14 @@ export function mountRoomsApi(router: Router, ctx: ClientApiContext, rooms: Room
 /** Bodies that are optional (`{}` when the client sent none). */
 function bodyOrEmpty(req: Request): JsonObject {
   return req.body === undefined || req.body === null || (typeof req.body === "object" && Object.keys(req.body as object).length === 0) ? {} : bodyOf(req);
+}
+
+/** `via` (v1.12) and the older `server_name` query parameters: servers that may know the room. */
+function serverHintsOf(req: Request): string[] {
+  const hints: string[] = [];
+  for (const name of ["via", "server_name"]) {
+    const value = req.query[name];
+    for (const item of Array.isArray(value) ? value : [value]) if (typeof item === "string" && item !== "") hints.push(item);
+  }
+  return hints;
 }

@@ -4,16 +4,34 @@ import { Router } from "express";
 import { unrecognized } from "../../client-api/http.js";
 import type { LocalQueries } from "../queries.js";
 import { requireFederationAuth, type FederationAuthDeps } from "../transport/require-auth.js";
+import type { Storage } from "../../storage/ports.js";
+import { mountEventAndStateRoutes } from "./event-state.js";
+import { mountInboundSendRoute, type InboundSendDeps } from "../rooms/inbound-send.js";
+import { mountMembershipRoutes, type MembershipRoutesDeps } from "../rooms/membership-routes.js";
 import { mountQueryDirectoryRoute } from "./query-directory.js";
 import { mountQueryProfileRoute } from "./query-profile.js";
 import { mountVersionRoute } from "./version.js";
 
-export function federationApi(deps: { auth: FederationAuthDeps; queries: LocalQueries; version: string }): Router {
+export interface FederationApiDeps {
+  auth: FederationAuthDeps;
+  queries: LocalQueries;
+  version: string;
+  storage: Storage;
+  now: () => number;
+  /** `PUT /send` and the membership handshakes. */
+  send: InboundSendDeps;
+  membership: MembershipRoutesDeps;
+}
+
+export function federationApi(deps: FederationApiDeps): Router {
   const api = Router();
   const auth = requireFederationAuth(deps.auth);
   mountVersionRoute(api, deps.version);
   mountQueryProfileRoute(api, auth, deps.queries);
   mountQueryDirectoryRoute(api, auth, deps.queries);
+  mountEventAndStateRoutes(api, auth, { storage: deps.storage, serverName: deps.auth.serverName, now: deps.now });
+  mountInboundSendRoute(api, auth, deps.send);
+  mountMembershipRoutes(api, auth, deps.membership);
   const routes = Router();
   routes.use(api);
   routes.use(unrecognized(api));

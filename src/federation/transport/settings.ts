@@ -26,4 +26,6 @@ export interface FederationSettings {
   /** `m.server` served at `/.well-known/matrix/server`; absent means that endpoint answers 404. */
   wellKnownServer?: string;
   trustedKeyServers: TrustedKeyServer[];
+  /** Outbound queue tuning (tests shorten the backoff). */
+  outbound?: { backoff?: { initialMs?: number; maxMs?: number }; requestTimeoutMs?: number };
 }

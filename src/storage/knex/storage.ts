@@ -7,6 +7,7 @@ import { createAliasesRepo } from "./aliases.js";
 import { createClientTxnsRepo } from "./client-txns.js";
 import { type Engine, toNumber } from "./db.js";
 import { createEventsRepo } from "./events.js";
+import { createFederationRepo } from "./federation.js";
 import { createFiltersRepo } from "./filters.js";
 import { createGroupCommit } from "./group-commit.js";
 import { createKeysRepo } from "./keys.js";
@@ -36,6 +37,7 @@ export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: Ac
     toDevice: createToDeviceRepo(knex),
     keys: createKeysRepo(knex, engine),
     serverKeys: createServerKeysRepo(knex),
+    federation: createFederationRepo(knex),
   };
 }
 

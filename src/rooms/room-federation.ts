@@ -1,0 +1,342 @@
+// The room service's side of federation (LM draft "Sending Events", "Room Membership"): what the
+// federation layer asks of rooms once it has parsed a request and fetched the keys it needs.
+// Every write goes through the room's single writer, under the room's lock, like a local send:
+//   - a hub places LPDUs from participants after its tip (acceptLpdu) and queues the results for
+//     every destination in the same transaction;
+//   - a participant appends the PDUs its hub sends (receivePdu) to its replica, in order;
+//   - a participant creates its replica from a hub's `send_join` answer;
+//   - an invite for a local user of a room this server is not in is kept as a one-event stub.
+// Nothing here speaks HTTP or fetches keys: callers pass a key lookup that already holds them.
+import type { Logger } from "pino";
+import { authorize } from "../auth-rules/index.js";
+import { Errcode, MatrixError } from "../core/errors.js";
+import type { Lpdu, Pdu, RoomEvent, RoomStateView } from "../core/events.js";
+import { computeEventId } from "../core/hashes.js";
+import { serverNameOf } from "../core/identifiers.js";
+import type { JsonObject } from "../core/json.js";
+import { getRoomVersion, type RoomVersionRules } from "../core/room-versions.js";
+import type { SigningKey, VerifyKeyLookup } from "../core/signing.js";
+import { acceptLpdu, checkPduIntegrity, completeLpdu, receivePdu, type ServerIdentity } from "../room-dag/index.js";
+import type { Storage, StoredEvent } from "../storage/ports.js";
+import type { PlacedEvent, RoomHead, RoomWriter } from "./room-writer.js";
+
+/** What became of one received (L)PDU: keyed by the event ID of the object as received. */
+export interface ReceiveResult {
+  receivedId: string;
+  /** Absent: accepted (or already known, or dropped — the draft lists only rejections). */
+  error?: string;
+  /** The event placed (hub: the completed PDU). */
+  placed?: PlacedEvent;
+}
+
+export interface RoomFederationDeps {
+  serverName: string;
+  signingKey: SigningKey;
+  storage: Storage;
+  writer: RoomWriter;
+  logger: Logger;
+  now: () => number;
+  notifyPlaced: (roomId: string, placed: PlacedEvent[]) => void;
+}
+
+export type MembershipChange = "join" | "leave" | "knock";
+
+export interface RoomFederation {
+  /** The room's version and whether this server is its hub; undefined for an unknown room. */
+  roomInfo(roomId: string): Promise<{ roomVersion: string; rules: RoomVersionRules; hostedHere: boolean; hubServer: string; isStub: boolean } | undefined>;
+  /** Hub: LPDUs from `origin` for one room, placed in order; refusals keyed by the LPDU's ID. */
+  acceptLpdus(roomId: string, origin: string, lpdus: JsonObject[], keys: VerifyKeyLookup): Promise<ReceiveResult[]>;
+  /**
+   * Hub: a participant's invite LPDU (LM draft "Invites"): completed after the tip, authorized,
+   * countersigned by the invitee's server (`countersign`, which may refuse), then appended, all
+   * under the room's lock. Refusals are MatrixErrors.
+   */
+  acceptInviteLpdu(roomId: string, origin: string, lpdu: JsonObject, keys: VerifyKeyLookup, countersign: (event: RoomEvent) => Promise<RoomEvent>): Promise<RoomEvent>;
+  /** Participant: PDUs from the room's hub, appended in order to the replica. */
+  receivePdus(roomId: string, origin: string, pdus: JsonObject[], keys: VerifyKeyLookup): Promise<ReceiveResult[]>;
+  /**
+   * Hub, make_CHANGE: the partial LPDU `userId` would send, after checking the auth rules would
+   * allow it now (M_FORBIDDEN otherwise).
+   */
+  membershipTemplate(roomId: string, userId: string, change: MembershipChange): Promise<{ event: JsonObject; roomVersion: string }>;
+  /** Hub: the state before the event at `roomSeq` and its auth chain (send_join's answer). */
+  stateAndAuthChainBefore(roomId: string, roomSeq: number): Promise<{ state: Pdu[]; authChain: Pdu[] }>;
+  /** Hub: the stripped state of the room (invites, knocks). */
+  strippedState(roomId: string): Promise<JsonObject[]>;
+  /**
+   * Participant: creates (or completes, over an invite stub) the replica from a hub's send_join
+   * answer. `state` is checked (steps 1–3), `event` too and authorized against it.
+   */
+  applyJoin(roomId: string, roomVersion: string, hubServer: string, state: unknown[], event: unknown, keys: VerifyKeyLookup): Promise<PlacedEvent[]>;
+  /** Invited server: keeps the invite of a local user to a room this server is not in. */
+  storeInviteStub(roomVersion: string, event: RoomEvent, strippedState: JsonObject[]): Promise<void>;
+  /** Runs `work` holding the room's lock (a join keeps it across its send_join round trip). */
+  withRoom<T>(roomId: string, work: () => Promise<T>): Promise<T>;
+}
+
+const stateKeyOf = (type: string, stateKey: string): string => `${type}\u0000${stateKey}`;
+
+/** The state view of a head (or nothing for a stub without `m.room.create`). */
+function hasCreate(head: RoomHead): boolean {
+  return head.state.has(stateKeyOf("m.room.create", ""));
+}
+
+export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
+  const { storage, writer, serverName, now, logger } = deps;
+  const identity: ServerIdentity = { serverName, key: deps.signingKey };
+
+  function receivedIdOf(raw: JsonObject, rules: RoomVersionRules): string {
+    try {
+      return computeEventId(raw, rules);
+    } catch {
+      return "$invalid";
+    }
+  }
+
+  async function requireHostedHead(roomId: string): Promise<RoomHead> {
+    const head = await writer.head(roomId);
+    if (!head || !hasCreate(head)) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room ${roomId} is not known here`);
+    if (!writer.isHostedHere(head)) throw new MatrixError(Errcode.WRONG_SERVER, 400, `${serverName} is not the hub of ${roomId}; ${head.hubServer} is`);
+    return head;
+  }
+
+  const federation: RoomFederation = {
+    withRoom: (roomId, work) => writer.withRoom(roomId, work),
+
+    async roomInfo(roomId) {
+      const head = await writer.head(roomId);
+      if (!head) return undefined;
+      return { roomVersion: head.rules.id, rules: head.rules, hostedHere: writer.isHostedHere(head), hubServer: head.hubServer, isStub: !hasCreate(head) };
+    },
+
+    async acceptLpdus(roomId, origin, lpdus, keys) {
+      return writer.withRoom(roomId, async () => {
+        const head = await requireHostedHead(roomId);
+        const results: ReceiveResult[] = lpdus.map((raw) => ({ receivedId: receivedIdOf(raw, head.rules) }));
+        // A retried LPDU (a transaction replayed after a crash, send_join retried) is placed once.
+        const pending: number[] = [];
+        for (let i = 0; i < lpdus.length; i++) {
+          const result = results[i] as ReceiveResult;
+          const sender = (lpdus[i] as JsonObject).sender;
+          if (typeof sender !== "string" || serverNameOf(sender) !== origin) {
+            result.error = `sender ${String(sender)} does not belong to the sending server ${origin}`;
+            continue;
+          }
+          if ((await storage.federation.getCompletedLpdu(result.receivedId)) !== undefined) continue;
+          pending.push(i);
+        }
+        const { placed, refused } = await writer.appendBuiltLocked(
+          head,
+          pending.map((i) => ({
+            build: (tip) => {
+              const outcome = acceptLpdu(lpdus[i], { rules: head.rules, keys, tip, hub: identity, roomId });
+              if (outcome.action === "accept") return { ok: true, event: outcome.event };
+              const rule = outcome.rule === undefined ? "" : ` (auth rule ${outcome.rule})`;
+              return { ok: false, error: new MatrixError(Errcode.FORBIDDEN, 403, `${outcome.reason}${rule}`) };
+            },
+          })),
+          async (tx, placedEvents) => {
+            for (const p of placedEvents) await tx.federation.putCompletedLpdu((results[pending[p.index] as number] as ReceiveResult).receivedId, p.event.eventId, origin, now());
+          },
+        );
+        for (const p of placed) (results[pending[p.index] as number] as ReceiveResult).placed = p;
+        for (const r of refused) (results[pending[r.index] as number] as ReceiveResult).error = r.error.message;
+        deps.notifyPlaced(roomId, placed);
+        return results;
+      });
+    },
+
+    async acceptInviteLpdu(roomId, origin, lpdu, keys, countersign) {
+      return writer.withRoom(roomId, async () => {
+        const head = await requireHostedHead(roomId);
+        const sender = lpdu.sender;
+        if (typeof sender !== "string" || serverNameOf(sender) !== origin) throw new MatrixError(Errcode.FORBIDDEN, 403, `sender ${String(sender)} does not belong to ${origin}`);
+        const tip = { ...writer.stateView(head), lastEvent: head.lastEvent };
+        const outcome = acceptLpdu(lpdu, { rules: head.rules, keys, tip, hub: identity, roomId });
+        if (outcome.action !== "accept") throw new MatrixError(Errcode.FORBIDDEN, 403, `${outcome.reason}${outcome.rule === undefined ? "" : ` (auth rule ${outcome.rule})`}`);
+        // The tip cannot move while the invitee's server signs: the room's lock is held.
+        const signed = await countersign(outcome.event);
+        const lpduId = receivedIdOf(lpdu, head.rules);
+        const { placed } = await writer.appendBuiltLocked(head, [{ build: () => ({ ok: true, event: signed }) }], async (tx, p) => {
+          for (const e of p) await tx.federation.putCompletedLpdu(lpduId, e.event.eventId, origin, now());
+        });
+        deps.notifyPlaced(roomId, placed);
+        return signed;
+      });
+    },
+
+    async receivePdus(roomId, origin, pdus, keys) {
+      return writer.withRoom(roomId, async () => {
+        const head = await writer.head(roomId);
+        if (!head) return pdus.map(() => ({ receivedId: "$unknown", error: `room ${roomId} is not known here` }));
+        const results: ReceiveResult[] = pdus.map((raw) => ({ receivedId: receivedIdOf(raw, head.rules) }));
+        if (writer.isHostedHere(head)) {
+          for (const r of results) r.error = `${serverName} is the hub of ${roomId}: send LPDUs`;
+          return results;
+        }
+        if (origin !== head.hubServer) {
+          for (const r of results) r.error = `${origin} is not the hub of ${roomId}`;
+          return results;
+        }
+        const pending: number[] = [];
+        const seen = new Set<string>();
+        for (let i = 0; i < pdus.length; i++) {
+          const id = (results[i] as ReceiveResult).receivedId;
+          // Already stored (e.g. the join event send_join returned, then the hub's fan-out).
+          if (seen.has(id) || (await storage.events.getEvent(id)) !== undefined) continue;
+          seen.add(id);
+          pending.push(i);
+        }
+        const stub = !hasCreate(head);
+        const violations: Array<{ eventId: string; reason: string }> = [];
+        const { placed, refused } = await writer.appendBuiltLocked(
+          head,
+          pending.map((i) => ({
+            build: (tip) => {
+              if (stub) {
+                // An invite stub has no state to authorize against: steps 1–3 only.
+                const checked = checkPduIntegrity(pdus[i], { rules: head.rules, keys, roomId, hubServer: head.hubServer });
+                if (checked.action === "drop") return { ok: false, error: new MatrixError(Errcode.FORBIDDEN, 403, checked.reason) };
+                return { ok: true, event: checked.event };
+              }
+              const outcome = receivePdu(pdus[i], { rules: head.rules, keys, stateBefore: tip, roomId });
+              switch (outcome.action) {
+                case "accept":
+                case "store-redacted":
+                  return { ok: true, event: outcome.event };
+                case "soft-fail":
+                  return { ok: true, event: outcome.event, softFailed: true };
+                case "reject":
+                  // The hub appended what the rules forbid: keep the log identical to the hub's but
+                  // out of state, and tell the admins (LM draft "Receiving Events/PDUs").
+                  violations.push({ eventId: outcome.eventId, reason: `${outcome.reason} (auth rule ${outcome.rule})` });
+                  return { ok: true, event: { eventId: outcome.eventId, pdu: pdus[i] as unknown as Pdu }, softFailed: true };
+                case "drop":
+                  return { ok: false, error: new MatrixError(Errcode.FORBIDDEN, 403, `step ${outcome.step}: ${outcome.reason}`) };
+              }
+            },
+          })),
+          // Runs after every build above, so `violations` is complete.
+          async (tx) => {
+            for (const v of violations) await tx.federation.addHubViolation({ roomId, eventId: v.eventId, hubServer: head.hubServer, reason: v.reason, detectedTs: now() });
+          },
+        );
+        for (const v of violations) logger.warn({ room_id: roomId, event_id: v.eventId, hub: head.hubServer, reason: v.reason }, "the hub appended an event the auth rules forbid");
+        for (const p of placed) (results[pending[p.index] as number] as ReceiveResult).placed = p;
+        for (const r of refused) (results[pending[r.index] as number] as ReceiveResult).error = r.error.message;
+        deps.notifyPlaced(roomId, placed);
+        return results;
+      });
+    },
+
+    async membershipTemplate(roomId, userId, change) {
+      const head = await requireHostedHead(roomId);
+      const content: JsonObject = { membership: change };
+      const lpdu: Lpdu = {
+        room_id: roomId,
+        type: "m.room.member",
+        state_key: userId,
+        sender: userId,
+        content,
+        origin_server_ts: now(),
+        hub_server: serverName,
+        hashes: { lpdu: { sha256: "" } },
+        signatures: {},
+      } as unknown as Lpdu;
+      // Would the rules allow it now? (LM draft "Make and Send Handshake"; send_CHANGE checks again.)
+      const tip = { ...writer.stateView(head), lastEvent: head.lastEvent };
+      const probe = completeLpdu(lpdu, tip, identity, head.rules);
+      const verdict = authorize(probe.pdu, tip, head.rules, { kind: "verified" });
+      if (!verdict.ok) throw new MatrixError(Errcode.FORBIDDEN, 403, `${userId} may not ${change} ${roomId}: ${verdict.reason} (auth rule ${verdict.rule})`);
+      const event: JsonObject = { room_id: roomId, type: "m.room.member", state_key: userId, sender: userId, content, origin_server_ts: now(), hub_server: serverName };
+      return { event, roomVersion: head.rules.id };
+    },
+
+    async stateAndAuthChainBefore(roomId, roomSeq) {
+      const state = await storage.events.getStateBefore(roomId, roomSeq);
+      // The auth chain: the auth events of the state, and theirs, recursively (LM draft "send_join").
+      const inState = new Map(state.map((e) => [e.eventId, e.pdu]));
+      const chain = new Map<string, Pdu>();
+      let wanted = state.flatMap((e) => e.pdu.auth_events ?? []);
+      while (wanted.length > 0) {
+        const next: string[] = [];
+        for (const id of wanted) {
+          if (chain.has(id)) continue;
+          const pdu = inState.get(id) ?? (await storage.events.getEvent(id))?.pdu;
+          if (!pdu) continue;
+          chain.set(id, pdu);
+          next.push(...(pdu.auth_events ?? []));
+        }
+        wanted = next;
+      }
+      return { state: state.map((e) => e.pdu), authChain: [...chain.values()] };
+    },
+
+    async strippedState(roomId) {
+      const state = await storage.events.getCurrentState(roomId);
+      return state.filter((e) => STRIPPED_TYPES.has(e.pdu.type)).map((e) => ({ type: e.pdu.type, state_key: e.pdu.state_key ?? "", sender: e.pdu.sender, content: e.pdu.content }));
+    },
+
+    async applyJoin(roomId, roomVersion, hubServer, state, raw, keys) {
+      const rules = getRoomVersion(roomVersion);
+      if (!rules || rules.authRules !== "linearized") throw new MatrixError(Errcode.INCOMPATIBLE_ROOM_VERSION, 400, `room version ${roomVersion} is not supported`);
+      const checkedState: RoomEvent[] = [];
+      for (const item of state) {
+        const checked = checkPduIntegrity(item, { rules, keys, roomId, hubServer });
+        if (checked.action === "drop") {
+          logger.warn({ room_id: roomId, reason: checked.reason }, "send_join: a state event failed its checks and was left out");
+          continue;
+        }
+        checkedState.push(checked.event);
+      }
+      const byKey = new Map<string, RoomEvent>();
+      for (const event of checkedState) if (event.pdu.state_key !== undefined) byKey.set(stateKeyOf(event.pdu.type, event.pdu.state_key), event);
+      const stateView: RoomStateView = { get: (type, stateKey) => byKey.get(stateKeyOf(type, stateKey)) };
+      const join = receivePdu(raw, { rules, keys, stateBefore: stateView, roomId });
+      if (join.action !== "accept" && join.action !== "store-redacted") {
+        throw new MatrixError(Errcode.FORBIDDEN, 403, `the hub's join event does not hold: ${join.reason}`);
+      }
+      // Create first, so the replica's log starts the way every room does.
+      const ordered = [...byKey.values()].sort((a, b) => (a.pdu.type === "m.room.create" ? -1 : b.pdu.type === "m.room.create" ? 1 : 0));
+      const existing = await writer.head(roomId);
+      let placed: PlacedEvent[];
+      if (existing === undefined) {
+        const room = { roomId, roomVersion, creator: byKey.get(stateKeyOf("m.room.create", ""))?.pdu.sender ?? "", hubServer, isPublic: false, createdTs: now() };
+        placed = await writer.createReplicaLocked(room, [...ordered, join.event].map((event) => ({ event })));
+      } else {
+        // Over an invite stub (or a replica this server left): append what it does not hold yet.
+        const known = new Set([...existing.state.values()].map((e) => e.eventId));
+        const fresh = ordered.filter((e) => !known.has(e.eventId));
+        const stored = await Promise.all(fresh.map(async (e) => ((await storage.events.getEvent(e.eventId)) === undefined ? e : undefined)));
+        const toAppend = [...stored.filter((e): e is RoomEvent => e !== undefined), join.event];
+        ({ placed } = await writer.appendBuiltLocked(existing, toAppend.map((event) => ({ build: () => ({ ok: true, event }) }))));
+      }
+      deps.notifyPlaced(roomId, placed);
+      return placed;
+    },
+
+    async storeInviteStub(roomVersion, event, strippedState) {
+      const rules = getRoomVersion(roomVersion);
+      if (!rules) throw new MatrixError(Errcode.INCOMPATIBLE_ROOM_VERSION, 400, `room version ${roomVersion} is not supported`);
+      const roomId = event.pdu.room_id;
+      await writer.withRoom(roomId, async () => {
+        // The stripped state travels with the stored invite (`unsigned`, outside hashes and signatures).
+        const pdu = { ...event.pdu, unsigned: { ...(event.pdu.unsigned ?? {}), invite_room_state: strippedState } } as Pdu;
+        const stored: RoomEvent = { eventId: event.eventId, pdu };
+        const head = await writer.head(roomId);
+        let placed: PlacedEvent[];
+        if (head === undefined) {
+          const hubServer = serverNameOf(roomId) ?? "";
+          placed = await writer.createReplicaLocked({ roomId, roomVersion, creator: "", hubServer, isPublic: false, createdTs: now() }, [{ event: stored }]);
+        } else {
+          if ((await storage.events.getEvent(event.eventId)) !== undefined) return;
+          ({ placed } = await writer.appendBuiltLocked(head, [{ build: () => ({ ok: true, event: stored }) }]));
+        }
+        deps.notifyPlaced(roomId, placed);
+      });
+    },
+  };
+  return federation;
+}
+
+const STRIPPED_TYPES: ReadonlySet<string> = new Set(["m.room.create", "m.room.name", "m.room.avatar", "m.room.topic", "m.room.join_rules", "m.room.canonical_alias", "m.room.encryption"]);

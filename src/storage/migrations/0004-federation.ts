@@ -1,0 +1,74 @@
+// Federation state (LM draft "Sending Events", "Receiving Events/PDUs"; DESIGN.md "Hub pipeline"):
+// the durable outbound queues, one per destination server, the retry state of each destination,
+// inbound transaction IDs for idempotent `PUT /send/{txnId}`, the LPDUs this hub has completed,
+// and what this server, as a participant, found wrong with a room's hub.
+import type { Knex } from "knex";
+import type { Migration } from "./index.js";
+
+export const federationSchema: Migration = {
+  name: "0004-federation",
+
+  async up(knex: Knex): Promise<void> {
+    // One row per (destination, event): a room with 415 servers adds 415 rows per event, so the
+    // row is kept small (the PDU is read from `events` when sent) and the primary key is the
+    // queue's order, which makes peek, ack and the duplicate check one index range each.
+    await knex.schema.createTable("federation_outbox_pdus", (t) => {
+      t.text("destination").notNullable();
+      t.bigInteger("stream_pos").notNullable();
+      t.text("event_id").notNullable();
+      t.primary(["destination", "stream_pos"]);
+    });
+
+    await knex.schema.createTable("federation_outbox_edus", (t) => {
+      t.bigIncrements("id").primary();
+      t.text("destination").notNullable();
+      t.text("edu").notNullable();
+      t.bigInteger("created_ts").notNullable();
+      t.index(["destination", "id"], "federation_outbox_edus_queue");
+    });
+
+    await knex.schema.createTable("federation_destinations", (t) => {
+      t.text("destination").primary();
+      t.integer("failures").notNullable();
+      t.bigInteger("retry_at_ts");
+      t.text("last_error");
+      t.bigInteger("last_success_ts");
+    });
+
+    // Kept for a day so a repeated (origin, txnId) replays the first response (Server-Server API
+    // `PUT /send/{txnId}`: the transaction ID makes the request idempotent).
+    await knex.schema.createTable("federation_inbound_txns", (t) => {
+      t.text("origin").notNullable();
+      t.text("txn_id").notNullable();
+      t.text("response").notNullable();
+      t.bigInteger("received_ts").notNullable();
+      t.primary(["origin", "txn_id"]);
+      t.index(["received_ts"], "federation_inbound_txns_received");
+    });
+
+    // Hub side: the event ID over the LPDU as the participant sent it -> the completed event, so a
+    // resent LPDU is answered with the same event instead of being appended twice.
+    await knex.schema.createTable("hub_completed_lpdus", (t) => {
+      t.text("lpdu_id").primary();
+      t.text("event_id").notNullable();
+      t.text("origin").notNullable();
+      t.bigInteger("received_ts").notNullable();
+    });
+
+    await knex.schema.createTable("hub_violations", (t) => {
+      t.bigIncrements("id").primary();
+      t.text("room_id").notNullable();
+      t.text("event_id").notNullable();
+      t.text("hub_server").notNullable();
+      t.text("reason").notNullable();
+      t.bigInteger("detected_ts").notNullable();
+      t.index(["room_id", "id"], "hub_violations_room");
+    });
+  },
+
+  async down(knex: Knex): Promise<void> {
+    for (const table of ["hub_violations", "hub_completed_lpdus", "federation_inbound_txns", "federation_destinations", "federation_outbox_edus", "federation_outbox_pdus"]) {
+      await knex.schema.dropTableIfExists(table);
+    }
+  },
+};

@@ -1,0 +1,102 @@
+// Two Bobbin servers federating a room for real over loopback HTTP: A is the hub (the room was
+// created there), B a participant. Joins go through make_join/send_join, B's sends become LPDUs
+// that A completes and fans out, invites of B's users are countersigned by B.
+import { jest } from "@jest/globals";
+import { freePort, startTestServer, type TestServer } from "../support/test-server.js";
+
+jest.setTimeout(60_000);
+
+let a: TestServer;
+let b: TestServer;
+const federation = { allowInsecureHttp: true, trustedKeyServers: [], outbound: { backoff: { initialMs: 100, maxMs: 1_000 } } };
+
+beforeAll(async () => {
+  const [portA, portB] = [await freePort(), await freePort()];
+  a = await startTestServer({ serverName: `localhost:${portA}`, port: portA, federation });
+  b = await startTestServer({ serverName: `localhost:${portB}`, port: portB, federation });
+});
+afterAll(async () => {
+  await a?.close();
+  await b?.close();
+});
+
+/** Event IDs of a room's log on one server, in order. */
+async function logOf(server: TestServer, roomId: string): Promise<string[]> {
+  const events = await server.homeserver.storage.events.getRoomEvents(roomId, { direction: "forward", limit: 10_000 });
+  return events.map((e) => e.eventId);
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+test("a user of B joins a public room on A; messages flow both ways and the logs agree", async () => {
+  const alice = await a.register("alice");
+  const bob = await b.register("bob");
+  const created = await a.request("POST", "/_matrix/client/v3/createRoom", { token: alice.accessToken, body: { preset: "public_chat", name: "Hub room" } });
+  expect(created.status).toBe(200);
+  const roomId: string = created.body.room_id;
+
+  const joined = await b.request("POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: bob.accessToken, body: {} });
+  expect(joined.body).toEqual({ room_id: roomId });
+  expect(joined.status).toBe(200);
+
+  // B's client sends: an LPDU to A, whose completed PDU comes back (the echo) with the final ID.
+  const fromBob = await b.request("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t1`, { token: bob.accessToken, body: { msgtype: "m.text", body: "hello from B" } });
+  expect(fromBob.status).toBe(200);
+  const onA = await a.homeserver.storage.events.getEvent(fromBob.body.event_id);
+  expect(onA?.pdu.content.body).toBe("hello from B");
+  expect(onA?.pdu.hub_server).toBe(a.serverName);
+  // Retrying the same transaction ID answers the same event, without a second event.
+  const retried = await b.request("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t1`, { token: bob.accessToken, body: { msgtype: "m.text", body: "hello from B" } });
+  expect(retried.body.event_id).toBe(fromBob.body.event_id);
+
+  const fromAlice = await a.request("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t1`, { token: alice.accessToken, body: { msgtype: "m.text", body: "hello from A" } });
+  expect(fromAlice.status).toBe(200);
+  await waitFor("A's message on B", async () => (await b.homeserver.storage.events.getEvent(fromAlice.body.event_id)) ?? undefined);
+
+  // B's client reads A's message.
+  const messages = await b.request("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=5`, { token: bob.accessToken });
+  expect(messages.status).toBe(200);
+  expect(messages.body.chunk.map((e: { content: { body?: string } }) => e.content.body)).toContain("hello from A");
+
+  // B's log is A's log from the join on, in the same order.
+  const logA = await logOf(a, roomId);
+  const logB = await logOf(b, roomId);
+  const joinIndex = logA.indexOf(logB.find((id) => logA.indexOf(id) > 0 && !logA.slice(0, 6).includes(id)) as string);
+  expect(logB.slice(-3)).toEqual(logA.slice(-3));
+  expect(joinIndex).toBeGreaterThan(0);
+});
+
+test("A invites a user of B, who accepts; B's user invites nobody it may not", async () => {
+  const carol = await a.register("carol");
+  const dave = await b.register("dave");
+  const created = await a.request("POST", "/_matrix/client/v3/createRoom", { token: carol.accessToken, body: { preset: "private_chat", invite: [dave.userId] } });
+  expect(created.status).toBe(200);
+  const roomId: string = created.body.room_id;
+
+  // Dave's sync on B shows the invite with the room's stripped state.
+  const invited = await waitFor("the invite on B", async () => {
+    const sync = await b.request("GET", "/_matrix/client/v3/sync?timeout=0", { token: dave.accessToken });
+    return sync.body.rooms?.invite?.[roomId];
+  });
+  expect(invited.invite_state.events.some((e: { type: string }) => e.type === "m.room.member")).toBe(true);
+
+  const joined = await b.request("POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/join`, { token: dave.accessToken, body: {} });
+  expect(joined.status).toBe(200);
+  const members = await a.request("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`, { token: carol.accessToken });
+  expect(Object.keys(members.body.joined).sort()).toEqual([carol.userId, dave.userId].sort());
+
+  const sent = await b.request("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/x1`, { token: dave.accessToken, body: { msgtype: "m.text", body: "thanks" } });
+  expect(sent.status).toBe(200);
+  // Dave may not change the power levels: the hub refuses the LPDU and B's client hears why.
+  const refused = await b.request("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`, { token: dave.accessToken, body: { users: { [dave.userId]: 100 } } });
+  expect(refused.status).toBe(403);
+  expect(refused.body.errcode).toBe("M_FORBIDDEN");
+});
