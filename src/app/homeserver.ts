@@ -19,8 +19,10 @@ import { createLocalQueries, createRemoteDirectory, createRemoteProfiles } from 
 import { createOutboundQueues } from "../federation/outbound/queues.js";
 import type { OutboundQueues } from "../federation/outbound/types.js";
 import { EchoWaiters } from "../federation/rooms/echoes.js";
+import { JoinsInProgress } from "../federation/rooms/joins.js";
 import { createFederationHubLink } from "../federation/rooms/hub-link.js";
 import { createEduReceiver } from "../federation/rooms/edus.js";
+import { createEdusOut } from "../federation/edus-out.js";
 import { BOBBIN_VERSION } from "./version.js";
 import { createAuthService } from "../client-api/accounts/index.js";
 import { createRateLimiter, type RateLimitSettings } from "../client-api/accounts/rate-limit.js";
@@ -67,6 +69,17 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   // Shared: the room writer keeps it current, syncs read it.
   const memberships = new MembershipIndex(storage);
   const sync = createSyncEngine({ storage, streams, memberships, logger: logger.child({ component: "sync" }), now });
+  // Typing, receipts, to-device messages and device-list changes for other servers. The rooms and
+  // outbound queues it calls are built below, before any request can arrive.
+  const edusOut = createEdusOut({
+    serverName: settings.serverName,
+    memberships,
+    roomInfo: (roomId) => rooms.federation.roomInfo(roomId),
+    queueEdus: (edus) => outbound.queueEdus(edus),
+    logger: logger.child({ component: "federation", part: "edus" }),
+    now,
+  });
+  sync.typing.relayLocalTyping((roomId, userId, typing, timeoutMs) => void edusOut.typing(roomId, userId, typing, timeoutMs));
   const auth = createAuthService({ storage, now, serverName: settings.serverName });
   const ctx: ClientApiContext = {
     serverName: settings.serverName,
@@ -78,6 +91,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     logger,
     signingKey: settings.signingKey,
     now,
+    remoteEdus: edusOut,
   };
   // Set once the federation client exists (below); the room writer wakes it after each hub event.
   let queues: OutboundQueues | undefined;
@@ -91,6 +105,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     transactions: sync.transactions,
     recentEvents: sync.recentEvents,
     memberships,
+    remoteEdus: edusOut,
     logger: logger.child({ component: "rooms" }),
     now,
   });
@@ -120,6 +135,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   const outbound = createOutboundQueues({ serverName: settings.serverName, storage, client: federationClient, logger: federationLogger.child({ part: "outbound" }), now, ...(federation.outbound ? { settings: federation.outbound } : {}) });
   queues = outbound;
   const echoes = new EchoWaiters();
+  const joins = new JoinsInProgress();
   const remoteDirectory = createRemoteDirectory(federationClient);
   const hubLink = createFederationHubLink({
     serverName: settings.serverName,
@@ -127,6 +143,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     client: federationClient,
     queues: outbound,
     echoes,
+    joins,
     rooms: rooms.federation,
     keyRing,
     directory: remoteDirectory,
@@ -170,7 +187,19 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
             rooms: rooms.federation,
             keyRing,
             echoes,
-            receiveEdus: createEduReceiver({ storage, serverName: settings.serverName, logger: federationLogger }),
+            joins,
+            receiveEdus: createEduReceiver({
+              storage,
+              serverName: settings.serverName,
+              streams,
+              notifier: sync.notifier,
+              typing: sync.typing,
+              memberships,
+              roomInfo: (roomId) => rooms.federation.roomInfo(roomId),
+              forwardRoomEdu: (roomId, edu, origin) => edusOut.forwardRoomEdu(roomId, edu, origin),
+              logger: federationLogger.child({ part: "edus" }),
+              now,
+            }),
             markReachable: (origin) => outbound.markReachable(origin),
             logger: federationLogger,
             now,

@@ -52,6 +52,8 @@ export interface RoomFederation {
    * under the room's lock. Refusals are MatrixErrors.
    */
   acceptInviteLpdu(roomId: string, origin: string, lpdu: JsonObject, keys: VerifyKeyLookup, countersign: (event: RoomEvent) => Promise<RoomEvent>): Promise<RoomEvent>;
+  /** receivePdus for a caller that holds the room's lock (a join applying what arrived meanwhile). */
+  receivePdusLocked(roomId: string, origin: string, pdus: JsonObject[], keys: VerifyKeyLookup): Promise<ReceiveResult[]>;
   /** Participant: PDUs from the room's hub, appended in order to the replica. */
   receivePdus(roomId: string, origin: string, pdus: JsonObject[], keys: VerifyKeyLookup): Promise<ReceiveResult[]>;
   /**
@@ -98,6 +100,71 @@ export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
     if (!head || !hasCreate(head)) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room ${roomId} is not known here`);
     if (!writer.isHostedHere(head)) throw new MatrixError(Errcode.WRONG_SERVER, 400, `${serverName} is not the hub of ${roomId}; ${head.hubServer} is`);
     return head;
+  }
+
+  /** receivePdus without taking the room's lock: the caller holds it. */
+  async function receiveLocked(roomId: string, origin: string, pdus: JsonObject[], keys: VerifyKeyLookup): Promise<ReceiveResult[]> {
+    const head = await writer.head(roomId);
+
+    if (!head) return pdus.map(() => ({ receivedId: "$unknown", error: `room ${roomId} is not known here` }));
+    const results: ReceiveResult[] = pdus.map((raw) => ({ receivedId: receivedIdOf(raw, head.rules) }));
+    if (writer.isHostedHere(head)) {
+      for (const r of results) r.error = `${serverName} is the hub of ${roomId}: send LPDUs`;
+      return results;
+    }
+    if (origin !== head.hubServer) {
+      for (const r of results) r.error = `${origin} is not the hub of ${roomId}`;
+      return results;
+    }
+    const pending: number[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < pdus.length; i++) {
+      const id = (results[i] as ReceiveResult).receivedId;
+      // Already stored (e.g. the join event send_join returned, then the hub's fan-out).
+      if (seen.has(id) || (await storage.events.getEvent(id)) !== undefined) continue;
+      seen.add(id);
+      pending.push(i);
+    }
+    const stub = !hasCreate(head);
+    const violations: Array<{ eventId: string; reason: string }> = [];
+    const { placed, refused } = await writer.appendBuiltLocked(
+      head,
+      pending.map((i) => ({
+        build: (tip) => {
+          if (stub) {
+            // An invite stub has no state to authorize against: steps 1–3 only.
+            const checked = checkPduIntegrity(pdus[i], { rules: head.rules, keys, roomId, hubServer: head.hubServer });
+            if (checked.action === "drop") return { ok: false, error: new MatrixError(Errcode.FORBIDDEN, 403, checked.reason) };
+            return { ok: true, event: checked.event };
+          }
+          const outcome = receivePdu(pdus[i], { rules: head.rules, keys, stateBefore: tip, roomId });
+          switch (outcome.action) {
+            case "accept":
+            case "store-redacted":
+              return { ok: true, event: outcome.event };
+            case "soft-fail":
+              return { ok: true, event: outcome.event, softFailed: true };
+            case "reject":
+              // The hub appended what the rules forbid: keep the log identical to the hub's but
+              // out of state, and tell the admins (LM draft "Receiving Events/PDUs").
+              violations.push({ eventId: outcome.eventId, reason: `${outcome.reason} (auth rule ${outcome.rule})` });
+              return { ok: true, event: { eventId: outcome.eventId, pdu: pdus[i] as unknown as Pdu }, softFailed: true };
+            case "drop":
+              return { ok: false, error: new MatrixError(Errcode.FORBIDDEN, 403, `step ${outcome.step}: ${outcome.reason}`) };
+          }
+        },
+      })),
+      // Runs after every build above, so `violations` is complete.
+      async (tx) => {
+        for (const v of violations) await tx.federation.addHubViolation({ roomId, eventId: v.eventId, hubServer: head.hubServer, reason: v.reason, detectedTs: now() });
+      },
+    );
+    for (const v of violations) logger.warn({ room_id: roomId, event_id: v.eventId, hub: head.hubServer, reason: v.reason }, "the hub appended an event the auth rules forbid");
+    for (const p of placed) (results[pending[p.index] as number] as ReceiveResult).placed = p;
+    for (const r of refused) (results[pending[r.index] as number] as ReceiveResult).error = r.error.message;
+    deps.notifyPlaced(roomId, placed);
+    return results;
+
   }
 
   const federation: RoomFederation = {
@@ -165,69 +232,8 @@ export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
       });
     },
 
-    async receivePdus(roomId, origin, pdus, keys) {
-      return writer.withRoom(roomId, async () => {
-        const head = await writer.head(roomId);
-        if (!head) return pdus.map(() => ({ receivedId: "$unknown", error: `room ${roomId} is not known here` }));
-        const results: ReceiveResult[] = pdus.map((raw) => ({ receivedId: receivedIdOf(raw, head.rules) }));
-        if (writer.isHostedHere(head)) {
-          for (const r of results) r.error = `${serverName} is the hub of ${roomId}: send LPDUs`;
-          return results;
-        }
-        if (origin !== head.hubServer) {
-          for (const r of results) r.error = `${origin} is not the hub of ${roomId}`;
-          return results;
-        }
-        const pending: number[] = [];
-        const seen = new Set<string>();
-        for (let i = 0; i < pdus.length; i++) {
-          const id = (results[i] as ReceiveResult).receivedId;
-          // Already stored (e.g. the join event send_join returned, then the hub's fan-out).
-          if (seen.has(id) || (await storage.events.getEvent(id)) !== undefined) continue;
-          seen.add(id);
-          pending.push(i);
-        }
-        const stub = !hasCreate(head);
-        const violations: Array<{ eventId: string; reason: string }> = [];
-        const { placed, refused } = await writer.appendBuiltLocked(
-          head,
-          pending.map((i) => ({
-            build: (tip) => {
-              if (stub) {
-                // An invite stub has no state to authorize against: steps 1–3 only.
-                const checked = checkPduIntegrity(pdus[i], { rules: head.rules, keys, roomId, hubServer: head.hubServer });
-                if (checked.action === "drop") return { ok: false, error: new MatrixError(Errcode.FORBIDDEN, 403, checked.reason) };
-                return { ok: true, event: checked.event };
-              }
-              const outcome = receivePdu(pdus[i], { rules: head.rules, keys, stateBefore: tip, roomId });
-              switch (outcome.action) {
-                case "accept":
-                case "store-redacted":
-                  return { ok: true, event: outcome.event };
-                case "soft-fail":
-                  return { ok: true, event: outcome.event, softFailed: true };
-                case "reject":
-                  // The hub appended what the rules forbid: keep the log identical to the hub's but
-                  // out of state, and tell the admins (LM draft "Receiving Events/PDUs").
-                  violations.push({ eventId: outcome.eventId, reason: `${outcome.reason} (auth rule ${outcome.rule})` });
-                  return { ok: true, event: { eventId: outcome.eventId, pdu: pdus[i] as unknown as Pdu }, softFailed: true };
-                case "drop":
-                  return { ok: false, error: new MatrixError(Errcode.FORBIDDEN, 403, `step ${outcome.step}: ${outcome.reason}`) };
-              }
-            },
-          })),
-          // Runs after every build above, so `violations` is complete.
-          async (tx) => {
-            for (const v of violations) await tx.federation.addHubViolation({ roomId, eventId: v.eventId, hubServer: head.hubServer, reason: v.reason, detectedTs: now() });
-          },
-        );
-        for (const v of violations) logger.warn({ room_id: roomId, event_id: v.eventId, hub: head.hubServer, reason: v.reason }, "the hub appended an event the auth rules forbid");
-        for (const p of placed) (results[pending[p.index] as number] as ReceiveResult).placed = p;
-        for (const r of refused) (results[pending[r.index] as number] as ReceiveResult).error = r.error.message;
-        deps.notifyPlaced(roomId, placed);
-        return results;
-      });
-    },
+    receivePdus: (roomId, origin, pdus, keys) => writer.withRoom(roomId, () => receiveLocked(roomId, origin, pdus, keys)),
+    receivePdusLocked: (roomId, origin, pdus, keys) => receiveLocked(roomId, origin, pdus, keys),
 
     async membershipTemplate(roomId, userId, change) {
       const head = await requireHostedHead(roomId);
@@ -269,7 +275,11 @@ export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
         }
         wanted = next;
       }
-      return { state: state.map((e) => e.pdu), authChain: [...chain.values()] };
+      // In log order: a receiver that replays the state (eigen-server does) finds each event's auth events before it.
+      const seqOf = new Map(state.map((e) => [e.eventId, e.roomSeq]));
+      const ordered = [...state].sort((x, y) => x.roomSeq - y.roomSeq);
+      const authChain = [...chain.entries()].sort(([x], [y]) => (seqOf.get(x) ?? 0) - (seqOf.get(y) ?? 0)).map(([, pdu]) => pdu);
+      return { state: ordered.map((e) => e.pdu), authChain };
     },
 
     async strippedState(roomId) {

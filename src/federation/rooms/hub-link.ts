@@ -21,6 +21,7 @@ import type { FederationClient } from "../transport/client.js";
 import { FederationRequestError } from "../transport/errors.js";
 import type { EchoWaiters } from "./echoes.js";
 import { prefetchEventKeys } from "./event-keys.js";
+import type { JoinsInProgress } from "./joins.js";
 import { LM_UNSTABLE } from "./paths.js";
 
 export interface FederationHubLinkDeps {
@@ -29,6 +30,7 @@ export interface FederationHubLinkDeps {
   client: FederationClient;
   queues: OutboundQueues;
   echoes: EchoWaiters;
+  joins: JoinsInProgress;
   rooms: RoomFederation;
   keyRing: KeyRing;
   directory: RemoteDirectory;
@@ -147,16 +149,30 @@ export function createFederationHubLink(deps: FederationHubLinkDeps): HubLink {
       await call(hubServer, "POST", path, lpdu as unknown as JsonObject);
       return;
     }
-    // Holding the room's lock: the hub's fan-out of events after the join waits for the replica.
-    await deps.rooms.withRoom(roomId, async () => {
-      const answer = await call(hubServer, "POST", path, lpdu as unknown as JsonObject);
-      const state = Array.isArray(answer.state) ? answer.state : [];
-      const event = answer.event;
-      if (!isJsonObject(event)) throw new MatrixError(Errcode.UNKNOWN, 502, `${hubServer}'s send_join answer has no event`);
-      const keys = await prefetchEventKeys(deps.keyRing, [...state, event]);
-      await deps.rooms.applyJoin(roomId, roomVersion, hubServer, state, event, keys);
-      deps.logger.info({ room_id: roomId, user_id: userId, hub: hubServer, state_events: state.length }, "joined a room hosted elsewhere");
-    });
+    // The hub's /send of the join and what follows is kept meanwhile (joins.ts) and applied,
+    // still under the room's lock, right after the replica is created.
+    deps.joins.begin(roomId);
+    let ended = false;
+    try {
+      await deps.rooms.withRoom(roomId, async () => {
+        const answer = await call(hubServer, "POST", path, lpdu as unknown as JsonObject);
+        const state = Array.isArray(answer.state) ? answer.state : [];
+        const event = answer.event;
+        if (!isJsonObject(event)) throw new MatrixError(Errcode.UNKNOWN, 502, `${hubServer}'s send_join answer has no event`);
+        const keys = await prefetchEventKeys(deps.keyRing, [...state, event]);
+        await deps.rooms.applyJoin(roomId, roomVersion, hubServer, state, event, keys);
+        deps.logger.info({ room_id: roomId, user_id: userId, hub: hubServer, state_events: state.length }, "joined a room hosted elsewhere");
+        ended = true;
+        for (const { origin, pdus } of deps.joins.end(roomId)) {
+          const bufferedKeys = await prefetchEventKeys(deps.keyRing, pdus);
+          for (const result of await deps.rooms.receivePdusLocked(roomId, origin, pdus, bufferedKeys)) {
+            if (result.placed) deps.echoes.delivered({ event: result.placed.event, roomSeq: result.placed.roomSeq, streamPos: result.placed.streamPos }, rules);
+          }
+        }
+      });
+    } finally {
+      if (!ended) deps.joins.end(roomId);
+    }
   }
 
   return link;

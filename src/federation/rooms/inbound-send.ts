@@ -17,6 +17,7 @@ import type { Storage } from "../../storage/ports.js";
 import type { KeyRing } from "../keys/key-ring.js";
 import type { EchoWaiters } from "./echoes.js";
 import { prefetchEventKeys } from "./event-keys.js";
+import type { JoinsInProgress } from "./joins.js";
 import { lmPaths } from "./paths.js";
 
 export const MAX_PDUS_PER_TXN = 50;
@@ -30,6 +31,7 @@ export interface InboundSendDeps {
   rooms: RoomFederation;
   keyRing: KeyRing;
   echoes: EchoWaiters;
+  joins: JoinsInProgress;
   receiveEdus: EduReceiver;
   /** Told of every origin that reached us (its outbound queue may retry at once). */
   markReachable: (origin: string) => void;
@@ -114,8 +116,9 @@ async function processTransaction(origin: string, txnId: string, pdus: unknown[]
 }
 
 async function receiveForRoom(origin: string, roomId: string, events: JsonObject[], deps: InboundSendDeps): Promise<ReceiveResult[]> {
-  // A room being joined right now exists once its send_join answer is applied (under the room's lock).
-  const info = (await deps.rooms.roomInfo(roomId)) ?? (await deps.rooms.withRoom(roomId, () => deps.rooms.roomInfo(roomId)));
+  // A room being joined right now: kept until the replica exists (joins.ts).
+  if (deps.joins.buffer(roomId, origin, events)) return events.map((event) => ({ receivedId: receivedIdOf(event) }));
+  const info = await deps.rooms.roomInfo(roomId);
   if (info === undefined) {
     // Step 1.1: an unknown room rejects its events.
     return events.map((event) => ({ receivedId: receivedIdOf(event), error: `room ${roomId} is not known here` }));
