@@ -1,6 +1,7 @@
 // Interfaces between the Client-Server API's areas and the services beneath them, so that each
 // area can be built and tested on its own and app/ wires the implementations together.
 import type { Logger } from "pino";
+import type { JsonObject } from "../core/json.js";
 import type { SigningKey } from "../core/signing.js";
 import type { Storage } from "../storage/ports.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
@@ -32,6 +33,8 @@ export interface SyncNotifier {
 /** Profile changes update the user's membership events in every joined room (rooms service). */
 export interface ProfilePropagator {
   profileChanged(userId: string, profile: { displayname: string | null; avatarUrl: string | null }): Promise<void>;
+  /** A deactivated account leaves every room it is in, and its invites are rejected. */
+  leaveAllRooms(userId: string): Promise<void>;
 }
 
 /** Profiles of users on other servers, asked over federation (implemented by federation/queries.ts). */
@@ -46,6 +49,22 @@ export interface RemoteDirectory {
   queryAlias(alias: string): Promise<{ room_id: string; servers: string[] }>;
 }
 
+/**
+ * Ephemeral data for users on other servers (DESIGN.md "Room EDUs": typing and receipts go through
+ * the room's hub, to-device messages and device-list updates straight to the users' servers).
+ * Implemented by federation/edus-out.ts; each call queues EDUs durably and returns.
+ */
+export interface RemoteEdus {
+  /** A local user's typing notification in a room shared with other servers. */
+  typing(roomId: string, userId: string, typing: boolean, timeoutMs: number): Promise<void>;
+  /** A local user's public read receipt (`m.read`). */
+  receipt(roomId: string, userId: string, receipt: { receiptType: string; eventId: string; ts: number; threadId: string | null }): Promise<void>;
+  /** To-device messages from a local user to users of other servers: user -> device (or `*`) -> content. */
+  toDevice(sender: string, eventType: string, messages: Map<string, Map<string, JsonObject>>): Promise<void>;
+  /** A local user's device got new keys or was deleted. */
+  deviceListChanged(userId: string, deviceId: string, change: { deleted: boolean; keys?: JsonObject }): Promise<void>;
+}
+
 /** Everything a Client-Server API route factory may need; app/ builds it once. */
 export interface ClientApiContext {
   readonly serverName: string;
@@ -58,4 +77,6 @@ export interface ClientApiContext {
   readonly signingKey: SigningKey;
   /** Milliseconds since the epoch; injected so tests can control time. */
   readonly now: () => number;
+  /** EDUs for other servers; absent when the server does not federate. */
+  readonly remoteEdus?: RemoteEdus;
 }

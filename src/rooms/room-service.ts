@@ -2,10 +2,11 @@
 // clients make of rooms (room-queries.ts). Rooms whose hub is another server are written through
 // a HubLink (hub-link.ts), which the federation layer provides.
 import type { Logger } from "pino";
-import type { ProfilePropagator, SyncNotifier } from "../client-api/contracts.js";
+import type { ProfilePropagator, RemoteEdus, SyncNotifier } from "../client-api/contracts.js";
 import { Errcode, MatrixError } from "../core/errors.js";
 import { isValidEventId, isValidUserId, serverNameOf } from "../core/identifiers.js";
 import type { JsonObject } from "../core/json.js";
+import type { Pdu } from "../core/events.js";
 import { DEFAULT_ROOM_VERSION, getRoomVersion } from "../core/room-versions.js";
 import type { SigningKey } from "../core/signing.js";
 import { membershipOf, powerLevelsFrom } from "../auth-rules/index.js";
@@ -39,6 +40,8 @@ export interface RoomServiceDeps {
   memberships: MembershipIndex;
   /** Shared with the sync engine; the room writer keeps it current. */
   recentEvents: RecentEvents;
+  /** Public read receipts for the room's other servers (federation/edus-out.ts). */
+  remoteEdus?: RemoteEdus;
 }
 
 /** Who asks: a user and, for transaction IDs, the device. */
@@ -165,13 +168,16 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
    */
   async function sendThroughHub(head: RoomHead, requests: EventRequest[]): Promise<{ placed: PlacedEvent[] }> {
     const request = requests[0];
-    if (requests.length !== 1 || request === undefined || request.check !== undefined) {
+    if (requests.length !== 1 || request === undefined) {
       throw new MatrixError(Errcode.FORBIDDEN, 403, `Room ${head.roomId} is hosted by ${head.hubServer}; this request cannot be sent through a remote hub`);
     }
     const link = requireHubLink(`Sending to ${head.roomId}, hosted by ${head.hubServer},`);
     const draft: EventDraft = { room_id: head.roomId, type: request.type, sender: request.sender, content: request.content, origin_server_ts: now() };
     if (request.stateKey !== undefined) draft.state_key = request.stateKey;
     const lpdu = buildLpdu(draft, head.hubServer, { serverName, key: deps.signingKey }, head.rules);
+    // The request's own checks (e.g. redaction permissions) against this server's replica first.
+    const refused = await request.check?.(writer.stateView(head), { eventId: "$pending", pdu: lpdu as unknown as Pdu });
+    if (refused) throw refused;
     const echo = await link.sendLpdu(head.hubServer, lpdu);
     return { placed: [{ event: echo.event, roomSeq: echo.roomSeq, streamPos: echo.streamPos, index: 0 }] };
   }
@@ -452,12 +458,14 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       if (!RECEIPT_TYPES.has(receiptType)) throw new MatrixError(Errcode.INVALID_PARAM, 400, `Unknown receipt type ${receiptType}`);
       await queries.requireJoined(sender.userId, roomId);
       await queries.getVisibleEvent(sender, roomId, eventId);
+      const ts = now();
       const streamPos = await streams.withPositions(1, async ([pos]) => {
         notifier.recordChange("receipts", [roomId], pos as number);
-        await storage.transaction((tx) => tx.receipts.put({ roomId, userId: sender.userId, receiptType, threadId, eventId, ts: now(), streamPos: pos as number }));
+        await storage.transaction((tx) => tx.receipts.put({ roomId, userId: sender.userId, receiptType, threadId, eventId, ts, streamPos: pos as number }));
         return pos as number;
       });
       notifier.notifyRoom(roomId, streamPos);
+      await deps.remoteEdus?.receipt(roomId, sender.userId, { receiptType, eventId, ts, threadId });
     },
 
     async setReadMarkers(sender, roomId, markers) {
@@ -485,6 +493,19 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       });
       if (markers.fullyRead !== undefined) notifier.notifyUsers([sender.userId], last);
       if (receipts.length > 0) notifier.notifyRoom(roomId, last);
+      if (markers.read !== undefined) await deps.remoteEdus?.receipt(roomId, sender.userId, { receiptType: "m.read", eventId: markers.read, ts: now(), threadId: null });
+    },
+
+    async leaveAllRooms(userId) {
+      const memberships = await deps.memberships.membershipsOf(userId);
+      for (const [roomId, membership] of memberships) {
+        if (membership !== "join" && membership !== "invite" && membership !== "knock") continue;
+        try {
+          await service.leave({ userId, deviceId: "" }, roomId, "account deactivated");
+        } catch (error) {
+          logger.warn({ err: error, room_id: roomId, user_id: userId }, "deactivated user could not leave a room");
+        }
+      }
     },
 
     async profileChanged(userId, profile) {

@@ -6,7 +6,7 @@
 // from storage and can be dropped at any time.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import { authorize } from "../auth-rules/index.js";
+import { authorize, powerLevelsFrom } from "../auth-rules/index.js";
 import { encodeCanonicalJson } from "../core/canonical-json.js";
 import { Errcode, MatrixError } from "../core/errors.js";
 import type { RoomEvent, RoomStateView } from "../core/events.js";
@@ -269,6 +269,9 @@ export class RoomWriter {
       },
     };
     const built: Array<{ event: RoomEvent; softFailed: boolean; index: number; destinations: string[] }> = [];
+    // Redactions that arrived built (a participant's, or the hub's fan-out) take effect here; a
+    // local client's redaction is applied by the room service's own request.
+    const redactions: Array<{ targetId: string; redactionId: string; redactedPdu: RoomEvent["pdu"] }> = [];
     for (let index = 0; index < requests.length; index++) {
       const request = requests[index] as EventRequest | BuiltRequest;
       let event: RoomEvent;
@@ -282,6 +285,10 @@ export class RoomWriter {
         }
         event = outcome.event;
         softFailed = outcome.softFailed === true;
+        if (!softFailed && event.pdu.type === "m.room.redaction") {
+          const redaction = await this.redactionOf(head, event, tip, built.map((b) => b.event));
+          if (redaction) redactions.push(redaction);
+        }
       } else {
         event = await this.buildLocal(head, request, tip, refusal);
       }
@@ -310,6 +317,7 @@ export class RoomWriter {
         }
         const outbox = built.flatMap(({ event, destinations }, i) => destinations.map((destination) => ({ destination, streamPos: positions[i] as number, eventId: event.eventId })));
         if (outbox.length > 0) await tx.federation.enqueuePdus(outbox);
+        for (const r of redactions) await tx.events.redactEvent(r.targetId, r.redactionId, r.redactedPdu);
         await persistExtra?.(tx, placed);
       });
       // Before the positions are released: a sync that can read these events finds them applied.
@@ -321,12 +329,30 @@ export class RoomWriter {
         recentEvents.append({ eventId: event.eventId, roomId: head.roomId, roomSeq, streamPos, pdu: event.pdu, redactedBy: null, softFailed: softFailed === true });
         if (!softFailed && event.pdu.state_key !== undefined) memberships.applyStateEvent(head.roomId, roomSeq, { type: event.pdu.type, stateKey: event.pdu.state_key, content: event.pdu.content });
       }
+      for (const r of redactions) this.applyRedaction(head, r.targetId, r.redactionId, r.redactedPdu);
       afterCommit?.(placed);
       return placed;
     });
     const woken = new Set(built.flatMap((b) => b.destinations));
     if (woken.size > 0) fanout?.wake(woken);
     return placed;
+  }
+
+  /**
+   * What a received redaction does: the target (in this room, stored or earlier in the batch) is
+   * redacted when the redaction's sender sent it or has the power to redact others' events
+   * (Client-Server API "Redactions"; the auth rules admit every redaction event).
+   */
+  private async redactionOf(head: RoomHead, redaction: RoomEvent, state: RoomStateView, batch: RoomEvent[]): Promise<{ targetId: string; redactionId: string; redactedPdu: RoomEvent["pdu"] } | undefined> {
+    const targetId = redaction.pdu.content.redacts ?? (redaction.pdu as { redacts?: unknown }).redacts;
+    if (typeof targetId !== "string") return undefined;
+    const target = batch.find((e) => e.eventId === targetId) ?? (await this.deps.storage.events.getEvent(targetId));
+    if (!target || target.pdu.room_id !== head.roomId || target.pdu.type === "m.room.create") return undefined;
+    if (target.pdu.sender !== redaction.pdu.sender) {
+      const levels = powerLevelsFrom(state);
+      if (levels.userLevel(redaction.pdu.sender) < levels.actionLevel("redact")) return undefined;
+    }
+    return { targetId, redactionId: redaction.eventId, redactedPdu: this.redactedCopy(head, { eventId: targetId, pdu: target.pdu }) };
   }
 
   /** Builds a local user's event on the hub (steps 4–5): placed after the tip, size-checked, authorized. */

@@ -100,3 +100,31 @@ test("A invites a user of B, who accepts; B's user invites nobody it may not", a
   expect(refused.status).toBe(403);
   expect(refused.body.errcode).toBe("M_FORBIDDEN");
 });
+
+test("redactions cross servers: a participant's own, and the hub's moderator's", async () => {
+  const erin = await a.register("erin");
+  const frank = await b.register("frank");
+  const roomId: string = (await a.request("POST", "/_matrix/client/v3/createRoom", { token: erin.accessToken, body: { preset: "public_chat" } })).body.room_id;
+  const room = encodeURIComponent(roomId);
+  expect((await b.request("POST", `/_matrix/client/v3/join/${room}`, { token: frank.accessToken, body: {} })).status).toBe(200);
+  const first = await b.request("PUT", `/_matrix/client/v3/rooms/${room}/send/m.room.message/r1`, { token: frank.accessToken, body: { msgtype: "m.text", body: "oops" } });
+  const second = await b.request("PUT", `/_matrix/client/v3/rooms/${room}/send/m.room.message/r2`, { token: frank.accessToken, body: { msgtype: "m.text", body: "spam" } });
+  // Frank redacts his own message from B; Erin, the room's admin on A, redacts his other one.
+  const own = await b.request("PUT", `/_matrix/client/v3/rooms/${room}/redact/${encodeURIComponent(first.body.event_id)}/x1`, { token: frank.accessToken, body: { reason: "typo" } });
+  expect(own.status).toBe(200);
+  const moderated = await a.request("PUT", `/_matrix/client/v3/rooms/${room}/redact/${encodeURIComponent(second.body.event_id)}/x1`, { token: erin.accessToken, body: {} });
+  expect(moderated.status).toBe(200);
+  await waitFor("the moderator's redaction on B", async () => ((await b.homeserver.storage.events.getEvent(moderated.body.event_id)) ? true : undefined));
+  for (const server of [a, b]) {
+    for (const target of [first.body.event_id, second.body.event_id]) {
+      const stored = await server.homeserver.storage.events.getEvent(target);
+      expect(stored?.redactedBy).not.toBeNull();
+      expect(stored?.pdu.content).toEqual({});
+    }
+  }
+  // Frank may not redact Erin's events: B refuses before anything is sent.
+  const erinsMessage = await a.request("PUT", `/_matrix/client/v3/rooms/${room}/send/m.room.message/e1`, { token: erin.accessToken, body: { msgtype: "m.text", body: "mine" } });
+  await waitFor("Erin's message on B", async () => ((await b.homeserver.storage.events.getEvent(erinsMessage.body.event_id)) ? true : undefined));
+  const forbidden = await b.request("PUT", `/_matrix/client/v3/rooms/${room}/redact/${encodeURIComponent(erinsMessage.body.event_id)}/x2`, { token: frank.accessToken, body: {} });
+  expect(forbidden.status).toBe(403);
+});

@@ -59,7 +59,9 @@ export function createDevices(ctx: ClientApiContext, sessions: Sessions): Device
     async delete(requester, deviceIds, auth) {
       await sessions.requirePassword(requester, "delete_devices", auth);
       const existing = new Set((await ctx.storage.accounts.listDevices(requester.userId)).map((d) => d.deviceId));
-      await deleteDevices(ctx, requester.userId, deviceIds.filter((id) => existing.has(id)));
+      const deleted = deviceIds.filter((id) => existing.has(id));
+      await deleteDevices(ctx, requester.userId, deleted);
+      for (const deviceId of deleted) await ctx.remoteEdus?.deviceListChanged(requester.userId, deviceId, { deleted: true });
     },
   };
 }

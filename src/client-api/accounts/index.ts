@@ -38,7 +38,7 @@ export interface AccountsOptions {
  *  paths relative to /_matrix/client. */
 export function mountAccountsApi(router: Router, ctx: ClientApiContext, auth: AuthService, profiles: ProfilePropagator, options: AccountsOptions): void {
   const uia = createUia(ctx.now);
-  const sessions = createSessions(ctx, auth, uia, options.registration);
+  const sessions = createSessions(ctx, auth, uia, options.registration, profiles);
   const { authenticator } = ctx;
   mountVersionsRoutes(router);
   mountLoginRoutes(router, sessions, authenticator);

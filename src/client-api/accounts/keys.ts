@@ -71,6 +71,7 @@ export function createKeys(ctx: ClientApiContext): Keys {
         });
         ctx.notifier.oneTimeKeysChanged(userId, deviceId);
         await notifyDeviceListChange(ctx, userId, pos);
+        await ctx.remoteEdus?.deviceListChanged(userId, deviceId, { deleted: false, keys: deviceKeys });
       } else if (oneTime.length > 0 || fallback.length > 0) {
         await storage.transaction(async (tx) => {
           if (oneTime.length > 0) await tx.keys.addOneTimeKeys(oneTime);

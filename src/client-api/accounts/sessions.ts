@@ -2,7 +2,7 @@
 // register, rate limits, UIA, which devices a logout removes).
 import { Errcode, MatrixError } from "../../core/errors.js";
 import type { JsonObject } from "../../core/json.js";
-import type { ClientApiContext } from "../contracts.js";
+import type { ClientApiContext, ProfilePropagator } from "../contracts.js";
 import type { Requester } from "../http.js";
 import type { AuthService } from "./auth-service.js";
 import { deleteDevices } from "./device-lists.js";
@@ -55,7 +55,7 @@ export interface Sessions {
   requirePassword(requester: Requester, purpose: string, auth: JsonObject | undefined): Promise<void>;
 }
 
-export function createSessions(ctx: ClientApiContext, auth: AuthService, uia: Uia, policy: RegistrationPolicy): Sessions {
+export function createSessions(ctx: ClientApiContext, auth: AuthService, uia: Uia, policy: RegistrationPolicy, rooms?: ProfilePropagator): Sessions {
   const { serverName } = ctx;
 
   async function startSession(userId: string, deviceId: string | undefined, displayName: string | undefined): Promise<Required<SessionResponse>> {
@@ -160,6 +160,8 @@ export function createSessions(ctx: ClientApiContext, auth: AuthService, uia: Ui
       if (requester.isGuest) throw new MatrixError(Errcode.GUEST_ACCESS_FORBIDDEN, 403, "Guests cannot deactivate their account");
       await requirePassword(requester, "account/deactivate", authDict);
       await ctx.storage.transaction((tx) => tx.accounts.updateUser(requester.userId, { deactivated: true, passwordHash: null }));
+      // Client-Server API "Account deactivation": the server makes the user leave every room.
+      await rooms?.leaveAllRooms(requester.userId);
       const devices = await ctx.storage.accounts.listDevices(requester.userId);
       await deleteDevices(ctx, requester.userId, devices.map((d) => d.deviceId));
       await ctx.storage.transaction((tx) => tx.accounts.deleteAccessTokensOfUser(requester.userId));

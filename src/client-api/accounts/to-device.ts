@@ -1,6 +1,6 @@
 // Send-to-device messaging (Client-Server API "Send-to-Device messaging"). Messages to local
 // devices go to their inboxes, one stream position each; a retried transaction ID is answered
-// without sending again. Remote recipients need federation EDUs (not here yet): they are skipped.
+// without sending again. Messages for users of other servers become EDUs (ctx.remoteEdus).
 import type { Logger } from "pino";
 import { serverNameOf } from "../../core/identifiers.js";
 import type { JsonObject } from "../../core/json.js";
@@ -25,9 +25,11 @@ export function createToDevice(ctx: ClientApiContext): ToDevice {
       if ((await storage.clientTxns.get(requester.userId, requester.deviceId, txnKey)) !== undefined) return;
 
       const targets: Array<{ userId: string; deviceId: string; content: JsonObject }> = [];
+      const remote = new Map<string, Map<string, JsonObject>>();
       for (const [userId, devices] of messages) {
         if (serverNameOf(userId) !== ctx.serverName) {
-          log.info({ user_id: userId, type: eventType }, "to-device message for a remote user dropped: federation not available");
+          if (ctx.remoteEdus) remote.set(userId, devices);
+          else log.info({ user_id: userId, type: eventType }, "to-device message for a remote user dropped: federation not available");
           continue;
         }
         const known = await storage.accounts.listDevices(userId);
@@ -39,6 +41,8 @@ export function createToDevice(ctx: ClientApiContext): ToDevice {
         }
       }
 
+      // Queued before the transaction ID is recorded: a failure here fails the request, and its retry sends again.
+      if (remote.size > 0) await ctx.remoteEdus?.toDevice(requester.userId, eventType, remote);
       const lastPos = await ctx.streams.withPositions(targets.length, async (positions) => {
         targets.forEach((t, i) => ctx.notifier.recordChange("to_device", [t.userId], positions[i]!));
         const rows: ToDeviceMessage[] = targets.map((t, i) => ({

@@ -14,6 +14,7 @@ interface RoomTyping {
 export class TypingTracker {
   private serial: number;
   private readonly rooms = new Map<string, RoomTyping>();
+  private relay: ((roomId: string, userId: string, typing: boolean, timeoutMs: number) => void) | undefined;
 
   constructor(
     private readonly now: () => number,
@@ -26,13 +27,23 @@ export class TypingTracker {
     return this.serial;
   }
 
-  setTyping(roomId: string, userId: string, typing: boolean, timeoutMs: number): void {
+  /**
+   * Local users' typing (every call, refreshes included, so remote timers are renewed too) also
+   * goes to the room's other servers (app/ sets it when the server federates).
+   */
+  relayLocalTyping(relay: (roomId: string, userId: string, typing: boolean, timeoutMs: number) => void): void {
+    this.relay = relay;
+  }
+
+  /** `fromRemote`: the notification came over federation and must not be relayed back out. */
+  setTyping(roomId: string, userId: string, typing: boolean, timeoutMs: number, fromRemote = false): void {
     let room = this.rooms.get(roomId);
     const existing = room?.users.get(userId);
+    if (!fromRemote && (typing || existing !== undefined)) this.relay?.(roomId, userId, typing, Math.min(timeoutMs, MAX_TYPING_MS));
     if (existing !== undefined) clearTimeout(existing);
     if (typing) {
       if (!room) this.rooms.set(roomId, (room = { serial: this.serial, users: new Map() }));
-      const timer = setTimeout(() => this.setTyping(roomId, userId, false, 0), Math.min(timeoutMs, MAX_TYPING_MS));
+      const timer = setTimeout(() => this.setTyping(roomId, userId, false, 0, fromRemote), Math.min(timeoutMs, MAX_TYPING_MS));
       timer.unref();
       room.users.set(userId, timer);
       // Refreshing an ongoing notification changes nothing a client sees.

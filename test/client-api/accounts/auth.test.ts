@@ -180,6 +180,10 @@ describe("accounts: registration and login", () => {
 
   it("deactivates an account", async () => {
     const kim = await server.register("kim");
+    const owner = await server.register("kimsfriend");
+    const roomId = (await server.request("POST", `${C}/v3/createRoom`, { token: owner.accessToken, body: { preset: "public_chat", invite: [kim.userId] } })).body.room_id;
+    const other = (await server.request("POST", `${C}/v3/createRoom`, { token: owner.accessToken, body: { preset: "public_chat" } })).body.room_id;
+    expect((await server.request("POST", `${C}/v3/join/${encodeURIComponent(other)}`, { token: kim.accessToken, body: {} })).status).toBe(200);
     const first = await server.request("POST", `${C}/v3/account/deactivate`, { token: kim.accessToken, body: {} });
     const done = await server.request("POST", `${C}/v3/account/deactivate`, {
       token: kim.accessToken,
@@ -189,6 +193,11 @@ describe("accounts: registration and login", () => {
     expect((await server.request("GET", `${C}/v3/account/whoami`, { token: kim.accessToken })).status).toBe(401);
     const login = await server.request("POST", `${C}/v3/login`, { body: { type: "m.login.password", user: "kim", password: PASSWORD } });
     expect(login).toMatchObject({ status: 403, body: { errcode: "M_USER_DEACTIVATED" } });
+    // Deactivation left the joined room and rejected the pending invite.
+    for (const room of [roomId, other]) {
+      const member = await server.homeserver.storage.events.getCurrentStateEvent(room, "m.room.member", kim.userId);
+      expect(member?.pdu.content.membership).toBe("leave");
+    }
   });
 
   // The auth service keeps token lookups in memory: every way of taking access away must reach
