@@ -23,8 +23,9 @@ import { JoinsInProgress } from "../federation/rooms/joins.js";
 import { createFederationHubLink } from "../federation/rooms/hub-link.js";
 import { createEduReceiver } from "../federation/rooms/edus.js";
 import { createEdusOut } from "../federation/edus-out.js";
+import { createRemoteKeys } from "../federation/remote-keys.js";
 import { BOBBIN_VERSION } from "./version.js";
-import { createAuthService } from "../client-api/accounts/index.js";
+import { createAuthService, createKeys } from "../client-api/accounts/index.js";
 import { createRateLimiter, type RateLimitSettings } from "../client-api/accounts/rate-limit.js";
 import type { ClientApiContext } from "../client-api/contracts.js";
 import { clientApi } from "../client-api/index.js";
@@ -132,7 +133,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     logger: federationLogger,
   });
   const notary = createKeyNotary({ own, keyRing, now });
-  const outbound = createOutboundQueues({ serverName: settings.serverName, storage, client: federationClient, logger: federationLogger.child({ part: "outbound" }), now, ...(federation.outbound ? { settings: federation.outbound } : {}) });
+  const outbound = createOutboundQueues({ serverName: settings.serverName, storage, client: federationClient, visiblePos: () => streams.visible, logger: federationLogger.child({ part: "outbound" }), now, ...(federation.outbound ? { settings: federation.outbound } : {}) });
   queues = outbound;
   const echoes = new EchoWaiters();
   const joins = new JoinsInProgress();
@@ -166,6 +167,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
             registration: settings.registration,
             remoteProfiles: createRemoteProfiles(federationClient),
             remoteDirectory,
+            remoteKeys: createRemoteKeys(federationClient),
           },
         }),
       ],
@@ -205,6 +207,8 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
             now,
           },
           membership: { serverName: settings.serverName, signingKey: settings.signingKey, storage, rooms: rooms.federation, keyRing, hubLink: () => hubLink, logger: federationLogger },
+          // Our users' keys through the client API's own key service: one claim path for both APIs.
+          userKeys: createKeys(ctx),
         }),
       ],
       // Unauthenticated: server keys and the notary (LM draft "Retrieving Server Keys"), .well-known.

@@ -88,6 +88,9 @@ function errorHandler(logger: Logger) {
       matrixError = new MatrixError(Errcode.TOO_LARGE, 413, "Request body too large");
     } else if (isBodyParserError(error, "encoding.unsupported") || isBodyParserError(error, "charset.unsupported")) {
       matrixError = new MatrixError(Errcode.NOT_JSON, 400, "Unsupported request body encoding");
+    } else if (error instanceof URIError) {
+      // The router could not percent-decode a path parameter (e.g. `%ZZ`).
+      matrixError = new MatrixError(Errcode.INVALID_PARAM, 400, "The request path is not valid percent-encoding");
     } else {
       const log = (res.locals.log as Logger | undefined) ?? logger;
       log.error({ err: error, method: req.method, path: req.path }, "unhandled error");

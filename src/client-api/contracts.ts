@@ -1,7 +1,7 @@
 // Interfaces between the Client-Server API's areas and the services beneath them, so that each
 // area can be built and tested on its own and app/ wires the implementations together.
 import type { Logger } from "pino";
-import type { JsonObject } from "../core/json.js";
+import type { JsonObject, JsonValue } from "../core/json.js";
 import type { SigningKey } from "../core/signing.js";
 import type { Storage } from "../storage/ports.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
@@ -63,6 +63,19 @@ export interface RemoteEdus {
   toDevice(sender: string, eventType: string, messages: Map<string, Map<string, JsonObject>>): Promise<void>;
   /** A local user's device got new keys or was deleted. */
   deviceListChanged(userId: string, deviceId: string, change: { deleted: boolean; keys?: JsonObject }): Promise<void>;
+}
+
+/**
+ * End-to-end keys of users on other servers, asked of the users' own server (Server-Server API
+ * "End-to-End Encryption"; LM draft "One Time Key Claiming"). Implemented by
+ * federation/remote-keys.ts. Each call throws when `server` gives no usable answer within
+ * `timeoutMs`; the answer keeps only the users and devices that were asked for.
+ */
+export interface RemoteKeys {
+  /** `device_keys`: user -> device IDs (empty: every device) -> user -> device -> device keys. */
+  query(server: string, deviceKeys: Record<string, string[]>, timeoutMs: number): Promise<Record<string, Record<string, JsonObject>>>;
+  /** `one_time_keys`: user -> device -> algorithm -> user -> device -> `<algorithm>:<key id>` -> key. */
+  claim(server: string, oneTimeKeys: Record<string, Record<string, string>>, timeoutMs: number): Promise<Record<string, Record<string, Record<string, JsonValue>>>>;
 }
 
 /** Everything a Client-Server API route factory may need; app/ builds it once. */

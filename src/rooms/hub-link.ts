@@ -28,6 +28,11 @@ export interface HubLink {
   countersignInvite(event: RoomEvent, roomVersion: string, strippedState: JsonObject[]): Promise<RoomEvent>;
   /** Participant: an invite LPDU through the hub's `invite` endpoint; resolves when the hub appended it. */
   inviteThroughHub(hubServer: string, lpdu: Lpdu, roomVersion: string): Promise<void>;
+  /**
+   * The hub's history of a room up to and including `eventId`, newest first, at most `limit`
+   * events, each checked (schema, signatures, hashes; a tampered one comes back redacted).
+   */
+  backfill(hubServer: string, roomId: string, eventId: string, limit: number): Promise<RoomEvent[]>;
   /** A room alias of another server: its room ID and servers in the room. */
   resolveAlias(alias: string): Promise<{ roomId: string; servers: string[] }>;
 }

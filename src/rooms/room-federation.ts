@@ -17,7 +17,7 @@ import type { JsonObject } from "../core/json.js";
 import { getRoomVersion, type RoomVersionRules } from "../core/room-versions.js";
 import type { SigningKey, VerifyKeyLookup } from "../core/signing.js";
 import { acceptLpdu, checkPduIntegrity, completeLpdu, receivePdu, type ServerIdentity } from "../room-dag/index.js";
-import type { Storage, StoredEvent } from "../storage/ports.js";
+import type { Storage, StorageTx, StoredEvent } from "../storage/ports.js";
 import type { PlacedEvent, RoomHead, RoomWriter } from "./room-writer.js";
 
 /** What became of one received (L)PDU: keyed by the event ID of the object as received. */
@@ -118,12 +118,17 @@ export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
     }
     const pending: number[] = [];
     const seen = new Set<string>();
+    // An event placed right after the one before it is new; anything else may be a repeat (the
+    // join event send_join returned, then the hub's fan-out; a transaction replayed after a crash).
+    let chainTip = head.lastEvent?.eventId;
     for (let i = 0; i < pdus.length; i++) {
       const id = (results[i] as ReceiveResult).receivedId;
-      // Already stored (e.g. the join event send_join returned, then the hub's fan-out).
-      if (seen.has(id) || (await storage.events.getEvent(id)) !== undefined) continue;
+      const prev = (pdus[i] as JsonObject).prev_events;
+      const follows = Array.isArray(prev) && prev[0] === chainTip && chainTip !== undefined && id !== chainTip;
+      if (seen.has(id) || (!follows && (await storage.events.getEvent(id)) !== undefined)) continue;
       seen.add(id);
       pending.push(i);
+      chainTip = id;
     }
     const stub = !hasCreate(head);
     const violations: Array<{ eventId: string; reason: string }> = [];
@@ -309,17 +314,23 @@ export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
       // Create first, so the replica's log starts the way every room does.
       const ordered = [...byKey.values()].sort((a, b) => (a.pdu.type === "m.room.create" ? -1 : b.pdu.type === "m.room.create" ? 1 : 0));
       const existing = await writer.head(roomId);
+      // Local history starts at the join; the hub holds what came before it (replica_history).
+      const before = join.event.pdu.prev_events?.[0] ?? null;
+      const recordHistory = async (tx: StorageTx, placedEvents: PlacedEvent[]): Promise<void> => {
+        const last = placedEvents[placedEvents.length - 1];
+        if (last) await tx.events.setReplicaHistory(roomId, last.roomSeq, before);
+      };
       let placed: PlacedEvent[];
       if (existing === undefined) {
         const room = { roomId, roomVersion, creator: byKey.get(stateKeyOf("m.room.create", ""))?.pdu.sender ?? "", hubServer, isPublic: false, createdTs: now() };
-        placed = await writer.createReplicaLocked(room, [...ordered, join.event].map((event) => ({ event })));
+        placed = await writer.createReplicaLocked(room, [...ordered, join.event].map((event) => ({ event })), recordHistory);
       } else {
         // Over an invite stub (or a replica this server left): append what it does not hold yet.
         const known = new Set([...existing.state.values()].map((e) => e.eventId));
         const fresh = ordered.filter((e) => !known.has(e.eventId));
         const stored = await Promise.all(fresh.map(async (e) => ((await storage.events.getEvent(e.eventId)) === undefined ? e : undefined)));
         const toAppend = [...stored.filter((e): e is RoomEvent => e !== undefined), join.event];
-        ({ placed } = await writer.appendBuiltLocked(existing, toAppend.map((event) => ({ build: () => ({ ok: true, event }) }))));
+        ({ placed } = await writer.appendBuiltLocked(existing, toAppend.map((event) => ({ build: () => ({ ok: true, event }) })), recordHistory));
       }
       deps.notifyPlaced(roomId, placed);
       return placed;

@@ -8,7 +8,8 @@ import type { StreamTracker } from "../storage/stream-tracker.js";
 import type { ClientEvent } from "./client-event.js";
 import type { EventDecorator, Viewer } from "./event-decorator.js";
 import { eventMatches, type RoomEventFilter } from "./event-filter.js";
-import { formatRoomToken, parsePaginationToken } from "./tokens.js";
+import type { Pdu } from "../core/events.js";
+import { formatHubToken, formatRoomToken, parsePaginationToken } from "./tokens.js";
 import { filterVisibleEvents } from "./visibility.js";
 
 const MEMBER = "m.room.member";
@@ -42,11 +43,18 @@ interface PageResult {
   exhausted: boolean;
 }
 
+/** Older history of a room hosted elsewhere, from its hub (the federation layer provides it). */
+export interface HubHistory {
+  /** Up to `limit` events of `roomId` up to and including `eventId`, newest first, checked. */
+  backfill(roomId: string, eventId: string, limit: number): Promise<Array<{ eventId: string; pdu: Pdu }>>;
+}
+
 export class RoomQueries {
   constructor(
     private readonly storage: Storage,
     private readonly streams: StreamTracker,
     private readonly decorator: EventDecorator,
+    private readonly hubHistory: () => HubHistory | undefined = () => undefined,
   ) {}
 
   private async requireRoom(roomId: string): Promise<void> {
@@ -132,6 +140,7 @@ export class RoomQueries {
   private async boundaryOf(roomId: string, raw: string, name: string): Promise<number> {
     const token = parsePaginationToken(raw, name);
     if (token.kind === "room") return token.boundarySeq;
+    if (token.kind === "hub") throw new MatrixError(Errcode.INVALID_PARAM, 400, `${name} is a token of the hub's history, which only /messages backwards accepts`);
     let beforeSeq: number | undefined;
     for (;;) {
       const page = await this.storage.events.getRoomEvents(roomId, { direction: "backward", limit: PAGE, ...(beforeSeq === undefined ? {} : { beforeSeq }) });
@@ -194,16 +203,46 @@ export class RoomQueries {
 
   async getMessages(viewer: Viewer, roomId: string, request: MessagesRequest): Promise<MessagesResponse> {
     await this.requirePaginationAccess(viewer.userId, roomId);
+    const fromToken = request.from === undefined ? undefined : parsePaginationToken(request.from, "from");
+    if (fromToken?.kind === "hub") return this.hubMessages(viewer, roomId, fromToken.eventId, request);
+    const replica = await this.storage.events.getReplicaHistory(roomId);
     const boundary =
       request.from !== undefined ? await this.boundaryOf(roomId, request.from, "from") : request.dir === "b" ? await this.liveEnd(roomId) : 0;
     const stopAt = request.to !== undefined ? await this.boundaryOf(roomId, request.to, "to") : undefined;
-    const page = await this.paginate(viewer.userId, roomId, boundary, request.dir, request.limit, request.filter, stopAt);
+    // A replica's local timeline starts at its join; the state before it is not history.
+    const floor = replica !== undefined && request.dir === "b" ? Math.max(stopAt ?? 0, replica.firstSeq) : stopAt;
+    const page = await this.paginate(viewer.userId, roomId, boundary, request.dir, request.limit, request.filter, floor);
     const response: MessagesResponse = {
       start: request.from ?? formatRoomToken(boundary),
       chunk: await this.decorator.decorate(page.events, viewer),
       state: request.filter.lazyLoadMembers ? await this.membersOfSenders(roomId, page.events, viewer) : [],
     };
     if (!page.exhausted || (request.dir === "f" && page.events.length > 0)) response.end = formatRoomToken(page.cursor);
+    else if (request.dir === "b" && replica?.beforeEventId && stopAt === undefined && (await this.mayReadHistoryBeforeJoin(roomId))) {
+      // Past the replica's start: the hub's history (LM draft "backfill").
+      response.end = formatHubToken(replica.beforeEventId);
+    }
+    return response;
+  }
+
+  /** History before this server joined is shown when the room shares it (shared, world_readable). */
+  private async mayReadHistoryBeforeJoin(roomId: string): Promise<boolean> {
+    const visibility = await this.historyVisibility(roomId);
+    return visibility === undefined || visibility === "shared" || visibility === "world_readable";
+  }
+
+  /** /messages backwards through the hub's history of a replica. */
+  private async hubMessages(viewer: Viewer, roomId: string, eventId: string, request: MessagesRequest): Promise<MessagesResponse> {
+    const history = this.hubHistory();
+    if (request.dir !== "b" || !history || !(await this.mayReadHistoryBeforeJoin(roomId))) return { start: request.from as string, chunk: [], state: [] };
+    const fetched = await history.backfill(roomId, eventId, request.limit);
+    const events: StoredEvent[] = fetched.map((e) => ({ eventId: e.eventId, roomId, roomSeq: -1, streamPos: 0, pdu: e.pdu, redactedBy: null, softFailed: false }));
+    const shown = events.filter((e) => eventMatches(request.filter, e.pdu));
+    const response: MessagesResponse = { start: request.from as string, chunk: await this.decorator.decorate(shown, viewer), state: [] };
+    const oldest = events[events.length - 1];
+    const previous = oldest?.pdu.prev_events?.[0];
+    // The create event starts every room: nothing precedes it.
+    if (oldest && previous !== undefined && oldest.pdu.type !== "m.room.create") response.end = formatHubToken(previous);
     return response;
   }
 

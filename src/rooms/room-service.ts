@@ -93,7 +93,17 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
   };
   const echoes = deps.transactions ?? new TransactionEchoes();
   const decorator = new EventDecorator(storage, echoes, now);
-  const queries = new RoomQueries(storage, streams, decorator);
+  const queries = new RoomQueries(storage, streams, decorator, () => {
+    const link = hubLink;
+    if (!link) return undefined;
+    return {
+      async backfill(roomId, eventId, limit) {
+        const room = await storage.events.getRoom(roomId);
+        if (!room || room.hubServer === serverName) return [];
+        return link.backfill(room.hubServer, roomId, eventId, limit);
+      },
+    };
+  });
 
   function notifyPlaced(roomId: string, placed: PlacedEvent[]): void {
     const last = placed[placed.length - 1];

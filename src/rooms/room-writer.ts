@@ -232,12 +232,12 @@ export class RoomWriter {
    * room row and `events` (the state the join was placed on, then the join itself) in one
    * transaction. Must be called holding the room's lock; the room must not exist here yet.
    */
-  async createReplicaLocked(room: RoomRow, events: Array<{ event: RoomEvent; softFailed?: boolean }>, persistExtra?: (tx: StorageTx) => Promise<void>): Promise<PlacedEvent[]> {
+  async createReplicaLocked(room: RoomRow, events: Array<{ event: RoomEvent; softFailed?: boolean }>, persistExtra?: (tx: StorageTx, placed: PlacedEvent[]) => Promise<void>): Promise<PlacedEvent[]> {
     const rules = getRoomVersion(room.roomVersion);
     if (!rules) throw new MatrixError(Errcode.INCOMPATIBLE_ROOM_VERSION, 400, `room version ${room.roomVersion} is not supported`);
     const head: RoomHead = { roomId: room.roomId, rules, hubServer: room.hubServer, state: new Map(), lastEvent: undefined, lastSeq: -1, joinedServers: new Map() };
     const requests: BuiltRequest[] = events.map(({ event, softFailed }) => ({ build: () => ({ ok: true, event, ...(softFailed ? { softFailed } : {}) }) }));
-    const placed = await this.placeAndPersist(head, requests, persistExtra && ((tx) => persistExtra(tx)), undefined, (error) => error, room);
+    const placed = await this.placeAndPersist(head, requests, persistExtra, undefined, (error) => error, room);
     this.remember(head);
     return placed;
   }

@@ -150,6 +150,14 @@ export interface EventsRepo {
   forgetRoom(userId: string, roomId: string): Promise<void>;
   isRoomForgotten(userId: string, roomId: string): Promise<boolean>;
 
+  /**
+   * A participant's replica of a room hosted elsewhere: local history starts at `firstSeq` (the
+   * join; what precedes it is the state send_join answered), older history is the hub's, before
+   * `beforeEventId`. Set once, when the replica is created; undefined for rooms hosted here.
+   */
+  setReplicaHistory(roomId: string, firstSeq: number, beforeEventId: string | null): Promise<void>;
+  getReplicaHistory(roomId: string): Promise<{ firstSeq: number; beforeEventId: string | null } | undefined>;
+
   /** Current memberships of a user: room ID -> membership ("join", "invite", "leave", "ban", "knock"). */
   getMembershipsOfUser(userId: string): Promise<Map<string, string>>;
   /** User IDs with the given current membership in a room. */
@@ -350,12 +358,27 @@ export interface HubViolationRow {
 }
 
 export interface FederationRepo {
-  /** Queues PDUs; a (destination, streamPos) already queued is ignored. */
+  /**
+   * Queues PDUs; a (destination, streamPos) already queued is ignored. The rows of one event share
+   * its streamPos and eventId: the event is stored once, with its set of destinations, so fanning
+   * it out to a room's servers costs about one row.
+   */
   enqueuePdus(rows: OutboxPduRow[]): Promise<void>;
-  /** The destination's queued PDUs, ascending by stream position, at most `limit`. */
+  /**
+   * The destination's queued PDUs, ascending by stream position, at most `limit`. An event's PDU
+   * object may be the one an earlier call returned (for another destination): read-only.
+   */
   peekPdus(destination: string, limit: number): Promise<OutboxPdu[]>;
-  /** Removes the destination's queued PDUs with streamPos <= upToPos (acknowledged). */
+  /**
+   * Removes the destination's queued PDUs with streamPos <= upToPos (acknowledged); never moves
+   * its queue backwards. Now and then also runs pruneOutbox.
+   */
   ackPdus(destination: string, upToPos: number): Promise<void>;
+  /**
+   * Deletes the stored events every destination they were queued for has acknowledged; returns
+   * how many. ackPdus calls it every few dozen acknowledgements; the queues do not depend on it.
+   */
+  pruneOutbox(): Promise<number>;
   enqueueEdus(edus: Array<{ destination: string; edu: JsonObject }>): Promise<void>;
   /** The destination's queued EDUs, ascending by id, at most `limit`. */
   peekEdus(destination: string, limit: number): Promise<OutboxEdu[]>;

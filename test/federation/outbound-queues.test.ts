@@ -386,6 +386,19 @@ describe("outbound federation queues", () => {
     expect(logs.find((l) => l.msg === "destination refused a PDU")).toMatchObject({ level: 40, event_id: "$lpdu-b", lpdu: true });
   });
 
+  it("sends queued PDUs after a transaction that LPDUs filled", async () => {
+    const hub = await receiver();
+    const queue = makeQueues();
+    const queued = await queueMessages(3, [hub.name], "queued");
+    const lpdus = Array.from({ length: 50 }, (_, n) => pdu(ROOM, "m.room.message", { body: `lpdu${n}` }) as unknown as JsonObject);
+
+    const results = await queue.sendLpdus(hub.name, lpdus, lpdus.map((_, n) => `$lpdu${n}`), 5_000);
+    expect(results.every((result) => result.ok)).toBe(true);
+    await waitFor("queued PDUs", async () => (await storage.federation.countQueuedPdus(hub.name)) === 0);
+    expect(hub.received.map((txn) => (txn.body.pdus as JsonObject[]).length)).toEqual([50, 3]);
+    expect(bodiesOf(hub.pdus())).toEqual([...lpdus.map((l) => (l.content as JsonObject).body), ...queued]);
+  });
+
   it("rejects only the caller when an LPDU is not delivered in time; it stays queued and goes out later", async () => {
     const port = await freePort();
     const hubName = `localhost:${port}`;
@@ -403,8 +416,9 @@ describe("outbound federation queues", () => {
   });
 
   it("keeps destinations independent: one that is down does not hold up the others", async () => {
-    const down = `localhost:${await freePort()}`;
     const [b, c] = [await receiver(), await receiver()] as [Receiver, Receiver];
+    // Probed after the receivers listen, so the OS cannot hand the probed port to one of them.
+    const down = `localhost:${await freePort()}`;
     b.respond = async () => {
       await sleep(5);
       return { status: 200, json: {} };

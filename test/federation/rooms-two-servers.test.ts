@@ -128,3 +128,78 @@ test("redactions cross servers: a participant's own, and the hub's moderator's",
   const forbidden = await b.request("PUT", `/_matrix/client/v3/rooms/${room}/redact/${encodeURIComponent(erinsMessage.body.event_id)}/x2`, { token: frank.accessToken, body: {} });
   expect(forbidden.status).toBe(403);
 });
+
+test("a participant pages back past its join through the hub's history", async () => {
+  const gina = await a.register("gina");
+  const hank = await b.register("hank");
+  const roomId: string = (await a.request("POST", "/_matrix/client/v3/createRoom", { token: gina.accessToken, body: { preset: "public_chat" } })).body.room_id;
+  const room = encodeURIComponent(roomId);
+  for (let i = 0; i < 5; i++) {
+    await a.request("PUT", `/_matrix/client/v3/rooms/${room}/send/m.room.message/h${i}`, { token: gina.accessToken, body: { msgtype: "m.text", body: `before ${i}` } });
+  }
+  expect((await b.request("POST", `/_matrix/client/v3/join/${room}`, { token: hank.accessToken, body: {} })).status).toBe(200);
+
+  const bodies: string[] = [];
+  const types: string[] = [];
+  let from: string | undefined;
+  for (let page = 0; page < 10; page++) {
+    const query = `dir=b&limit=4${from === undefined ? "" : `&from=${encodeURIComponent(from)}`}`;
+    const response = await b.request("GET", `/_matrix/client/v3/rooms/${room}/messages?${query}`, { token: hank.accessToken });
+    expect(response.status).toBe(200);
+    for (const event of response.body.chunk) {
+      types.push(event.type);
+      if (typeof event.content.body === "string") bodies.push(event.content.body);
+    }
+    from = response.body.end;
+    if (from === undefined) break;
+  }
+  // Hank's join first (newest), then the hub's history down to the room's creation.
+  expect(types[0]).toBe("m.room.member");
+  expect(bodies).toEqual(["before 4", "before 3", "before 2", "before 1", "before 0"]);
+  expect(types.at(-1)).toBe("m.room.create");
+  expect(types.filter((t) => t === "m.room.create")).toHaveLength(1);
+});
+
+test("a user of B knocks on a knockable room on A and is let in", async () => {
+  const ivy = await a.register("ivy");
+  const jack = await b.register("jack");
+  const roomId: string = (
+    await a.request("POST", "/_matrix/client/v3/createRoom", {
+      token: ivy.accessToken,
+      body: { name: "Knock knock", initial_state: [{ type: "m.room.join_rules", state_key: "", content: { join_rule: "knock" } }] },
+    })
+  ).body.room_id;
+  const room = encodeURIComponent(roomId);
+  // A knockable room refuses a plain join.
+  expect((await b.request("POST", `/_matrix/client/v3/join/${room}`, { token: jack.accessToken, body: {} })).status).toBe(403);
+  const knocked = await b.request("POST", `/_matrix/client/v3/knock/${room}`, { token: jack.accessToken, body: { reason: "let me in" } });
+  expect(knocked.status).toBe(200);
+  const knock = await waitFor("the knock in Jack's sync", async () => {
+    const sync = await b.request("GET", "/_matrix/client/v3/sync?timeout=0", { token: jack.accessToken });
+    return sync.body.rooms?.knock?.[roomId];
+  });
+  expect(knock.knock_state.events.some((e: { type: string; content: { name?: string } }) => e.type === "m.room.name" && e.content.name === "Knock knock")).toBe(true);
+  const onA = await a.homeserver.storage.events.getCurrentStateEvent(roomId, "m.room.member", jack.userId);
+  expect(onA?.pdu.content).toMatchObject({ membership: "knock", reason: "let me in" });
+  // Ivy lets Jack in; he joins.
+  expect((await a.request("POST", `/_matrix/client/v3/rooms/${room}/invite`, { token: ivy.accessToken, body: { user_id: jack.userId } })).status).toBe(200);
+  expect((await b.request("POST", `/_matrix/client/v3/join/${room}`, { token: jack.accessToken, body: {} })).status).toBe(200);
+  const member = await a.homeserver.storage.events.getCurrentStateEvent(roomId, "m.room.member", jack.userId);
+  expect(member?.pdu.content.membership).toBe("join");
+});
+
+test("a user of B rejects an invite to a room on A (make_leave/send_leave)", async () => {
+  const kate = await a.register("kate");
+  const liam = await b.register("liam");
+  const roomId: string = (await a.request("POST", "/_matrix/client/v3/createRoom", { token: kate.accessToken, body: { preset: "private_chat", invite: [liam.userId] } })).body.room_id;
+  await waitFor("the invite on B", async () => ((await b.homeserver.storage.events.getCurrentStateEvent(roomId, "m.room.member", liam.userId)) ? true : undefined));
+  const rejected = await b.request("POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, { token: liam.accessToken, body: {} });
+  expect(rejected.status).toBe(200);
+  const onA = await a.homeserver.storage.events.getCurrentStateEvent(roomId, "m.room.member", liam.userId);
+  expect(onA?.pdu.content.membership).toBe("leave");
+  // The hub sends the leave to B too (the server of the user it is about), so B's sync drops the invite.
+  await waitFor("the leave on B", async () => {
+    const member = await b.homeserver.storage.events.getCurrentStateEvent(roomId, "m.room.member", liam.userId);
+    return member?.pdu.content.membership === "leave" ? true : undefined;
+  });
+});

@@ -2,6 +2,7 @@
 // fresh database from the engine's fixture; `storage.test.ts` runs it once per engine.
 import { jest } from "@jest/globals";
 import { migrateDatabase, openStorage, type DatabaseSettings } from "../../src/storage/index.js";
+import { createKnex } from "../../src/storage/knex/connection.js";
 import type { JsonObject } from "../../src/core/json.js";
 import type { DestinationRow, Storage, StorageRepos } from "../../src/storage/ports.js";
 import {
@@ -70,7 +71,7 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         await storage.close();
         await database.drop();
         database = await fixture!.newDatabase();
-        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys", "0003-forgotten-rooms", "0004-federation"]);
+        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys", "0003-forgotten-rooms", "0004-federation", "0005-replica-history"]);
         storage = await openStorage(database.settings, { migrate: false });
         expect(await storage.maxStreamPos()).toBe(0);
       });
@@ -755,6 +756,131 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         await storage.federation.enqueuePdus(destinations.map((destination) => ({ destination, streamPos: event!.streamPos, eventId: event!.eventId })));
         expect(await storage.federation.destinationsWithBacklog()).toEqual(destinations);
         expect((await storage.federation.peekPdus("hs1202.example", 5)).map((p) => p.eventId)).toEqual([event!.eventId]);
+      });
+
+      /** Rows of a table, read on a connection of its own (the layout, not only the behaviour). */
+      const countRows = async (table: string): Promise<number> => {
+        const knex = createKnex(database.settings);
+        try {
+          const row = (await knex(table).count({ n: "*" }).first()) as { n: unknown } | undefined;
+          return Number(row?.n);
+        } finally {
+          await knex.destroy();
+        }
+      };
+      const messages = (roomId: string, count: number) => Array.from({ length: count }, (_, n) => messageEvent(roomId, `m${n}`));
+
+      it("queues a destination that joins only the events whose destinations name it, from then on", async () => {
+        const log = await newRoom("!j:x");
+        const events = await log.append(storage, [createEvent("!j:x"), ...messages("!j:x", 4)]);
+        await storage.federation.enqueuePdus(queued(hs1, events.slice(0, 3)));
+        // hs2 joins at the fourth event: the events before it were never queued for it.
+        await storage.federation.enqueuePdus([...queued(hs1, events.slice(3)), ...queued(hs2, events.slice(3))]);
+        expect(positions(await storage.federation.peekPdus(hs2, 10))).toEqual([4, 5]);
+        expect(await storage.federation.countQueuedPdus(hs2)).toBe(2);
+        expect(positions(await storage.federation.peekPdus(hs1, 10))).toEqual([1, 2, 3, 4, 5]);
+        await storage.federation.ackPdus(hs2, 5);
+        expect(await storage.federation.peekPdus(hs2, 10)).toEqual([]);
+        expect(await storage.federation.countQueuedPdus(hs2)).toBe(0);
+        expect(await storage.federation.destinationsWithBacklog()).toEqual([hs1]);
+      });
+
+      it("finds a destination's few PDUs behind many queued for other servers", async () => {
+        const busy = await newRoom("!busy:x");
+        const quiet = await newRoom("!quiet:x");
+        const before = await busy.append(storage, [createEvent("!busy:x"), ...messages("!busy:x", 60)]);
+        const [first] = await quiet.append(storage, [createEvent("!quiet:x")]);
+        const after = await busy.append(storage, messages("!busy:x", 100));
+        const [last] = await quiet.append(storage, [messageEvent("!quiet:x", "hello")]);
+        await storage.federation.enqueuePdus(queued(hs1, [...before, ...after]));
+        await storage.federation.enqueuePdus(queued(hs2, [first!, last!]));
+        const found = await storage.federation.peekPdus(hs2, 2);
+        expect(found.map((p) => p.eventId)).toEqual([first!.eventId, last!.eventId]);
+        expect(found.map((p) => p.pdu)).toEqual([createEvent("!quiet:x"), messageEvent("!quiet:x", "hello")]);
+        expect(await storage.federation.countQueuedPdus(hs2)).toBe(2);
+        await storage.federation.ackPdus(hs2, first!.streamPos);
+        expect(positions(await storage.federation.peekPdus(hs2, 2))).toEqual([last!.streamPos]);
+        expect(positions(await storage.federation.peekPdus(hs1, 3))).toEqual(positions(before.slice(0, 3)));
+      });
+
+      it("still sends an event that commits after a later one its destination acknowledged", async () => {
+        const log = await newRoom("!l:x");
+        const events = await log.append(storage, [createEvent("!l:x"), ...messages("!l:x", 2)]);
+        // Positions 1 and 3 commit first and are sent; 2 (from a slower transaction) commits after.
+        await storage.federation.enqueuePdus([...queued(hs1, [events[0]!, events[2]!])]);
+        await storage.federation.ackPdus(hs1, 3);
+        await storage.federation.enqueuePdus([...queued(hs1, [events[1]!]), ...queued(hs2, [events[1]!])]);
+        expect(positions(await storage.federation.peekPdus(hs1, 10))).toEqual([2]);
+        expect(positions(await storage.federation.peekPdus(hs2, 10))).toEqual([2]);
+        expect(await storage.federation.countQueuedPdus(hs1)).toBe(1);
+        expect(await storage.federation.destinationsWithBacklog()).toEqual([hs1, hs2]);
+        await storage.federation.ackPdus(hs1, 2);
+        expect(await storage.federation.peekPdus(hs1, 10)).toEqual([]);
+        expect(await storage.federation.destinationsWithBacklog()).toEqual([hs2]);
+
+        // An event queued again with one more destination: queued for that one too, once each.
+        await storage.federation.enqueuePdus([...queued(hs2, [events[2]!]), ...queued("c.example", [events[2]!])]);
+        expect(positions(await storage.federation.peekPdus("c.example", 10))).toEqual([3]);
+        expect(positions(await storage.federation.peekPdus(hs2, 10))).toEqual([2, 3]);
+        expect(await storage.federation.peekPdus(hs1, 10)).toEqual([]);
+      });
+
+      it("prunes the events every destination acknowledged and keeps the others", async () => {
+        const a = await newRoom("!a:x");
+        const b = await newRoom("!b:x");
+        const early = await a.append(storage, [createEvent("!a:x")]);
+        // gone.example was only ever sent the first event: its cursor stays there, yet it must not
+        // keep later events of rooms it is not in.
+        await storage.federation.enqueuePdus(queued("gone.example", early));
+        await storage.federation.ackPdus("gone.example", early[0]!.streamPos);
+        const roomA = await a.append(storage, messages("!a:x", 4));
+        const roomB = await b.append(storage, [createEvent("!b:x"), ...messages("!b:x", 1)]);
+        await storage.federation.enqueuePdus([...queued(hs1, roomA), ...queued(hs2, roomA)]);
+        await storage.federation.enqueuePdus(queued("c.example", roomB));
+        await storage.federation.ackPdus(hs1, roomA[3]!.streamPos);
+        await storage.federation.ackPdus(hs2, roomA[1]!.streamPos);
+
+        // The first event and room A's first two: acknowledged by all they were queued for. (An
+        // acknowledgement may have pruned already: ackPdus prunes now and then.)
+        await storage.federation.pruneOutbox();
+        expect(await countRows("federation_outbox_events")).toBe(4);
+        expect(await storage.federation.pruneOutbox()).toBe(0);
+        expect((await storage.federation.peekPdus(hs2, 10)).map((p) => p.eventId)).toEqual(ids(roomA.slice(2)));
+        expect((await storage.federation.peekPdus("c.example", 10)).map((p) => p.eventId)).toEqual(ids(roomB));
+        expect(await storage.federation.peekPdus(hs1, 10)).toEqual([]);
+
+        await storage.federation.ackPdus(hs2, roomA[3]!.streamPos);
+        await storage.federation.ackPdus("c.example", roomB[0]!.streamPos);
+        await storage.federation.pruneOutbox();
+        expect(await countRows("federation_outbox_events")).toBe(1);
+        expect((await storage.federation.peekPdus("c.example", 10)).map((p) => p.eventId)).toEqual(ids(roomB.slice(1)));
+        expect(await storage.federation.destinationsWithBacklog()).toEqual(["c.example"]);
+        await storage.federation.ackPdus("c.example", roomB[1]!.streamPos);
+        await storage.federation.pruneOutbox();
+        expect(await countRows("federation_outbox_events")).toBe(0);
+        expect(await storage.federation.destinationsWithBacklog()).toEqual([]);
+      });
+
+      it("stores one row per event and a set of destinations shared by many events once", async () => {
+        const log = await newRoom("!s:x");
+        const events = await log.append(storage, [createEvent("!s:x"), ...messages("!s:x", 39)]);
+        const servers = Array.from({ length: 50 }, (_, n) => `hs${n}.example`);
+        // One transaction per event, all at once (parallel transactions on PostgreSQL): the first
+        // ones race to store the new set.
+        await Promise.all(
+          events.map((event) => storage.transaction((tx) => tx.federation.enqueuePdus(servers.map((destination) => ({ destination, streamPos: event.streamPos, eventId: event.eventId }))))),
+        );
+        expect(await countRows("federation_outbox_events")).toBe(40);
+        expect(await countRows("federation_dest_sets")).toBe(1);
+        expect(await countRows("federation_outbox_extra_pdus")).toBe(0);
+        expect(await storage.federation.countQueuedPdus("hs49.example")).toBe(40);
+        expect(positions(await storage.federation.peekPdus("hs7.example", 50))).toEqual(events.map((e) => e.streamPos));
+        // Another set (one server fewer) is a second row, whatever the number of events.
+        const later = await log.append(storage, messages("!s:x", 3));
+        for (const event of later) await storage.federation.enqueuePdus(servers.slice(1).map((destination) => ({ destination, streamPos: event.streamPos, eventId: event.eventId })));
+        expect(await countRows("federation_dest_sets")).toBe(2);
+        expect(await storage.federation.countQueuedPdus("hs0.example")).toBe(40);
+        expect(await storage.federation.countQueuedPdus("hs1.example")).toBe(43);
       });
 
       it("hands out EDUs in insertion order with ascending ids, and acknowledges per destination", async () => {

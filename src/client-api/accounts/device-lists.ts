@@ -19,7 +19,11 @@ export async function notifyDeviceListChange(ctx: ClientApiContext, userId: stri
   ctx.notifier.notifyUsers(await usersSharingRoomsWith(ctx.storage, userId), streamPos);
 }
 
-/** Deletes devices (their tokens, keys and inboxes with them) and reports the device-list change. */
+/**
+ * Deletes devices (their tokens, keys and inboxes with them) and reports the device-list change,
+ * also to the servers that share a room with the user (Server-Server API "Device Management": a
+ * deleted device, e.g. a logout, is an `m.device_list_update`; LM draft "Device Info Publishing").
+ */
 export async function deleteDevices(ctx: ClientApiContext, userId: string, deviceIds: string[]): Promise<void> {
   if (deviceIds.length === 0) return;
   const pos = await ctx.streams.withPositions(1, async ([streamPos]) => {
@@ -31,4 +35,5 @@ export async function deleteDevices(ctx: ClientApiContext, userId: string, devic
     return streamPos!;
   });
   await notifyDeviceListChange(ctx, userId, pos);
+  for (const deviceId of deviceIds) await ctx.remoteEdus?.deviceListChanged(userId, deviceId, { deleted: true });
 }

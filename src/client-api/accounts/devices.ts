@@ -60,8 +60,8 @@ export function createDevices(ctx: ClientApiContext, sessions: Sessions): Device
       await sessions.requirePassword(requester, "delete_devices", auth);
       const existing = new Set((await ctx.storage.accounts.listDevices(requester.userId)).map((d) => d.deviceId));
       const deleted = deviceIds.filter((id) => existing.has(id));
+      // deleteDevices announces the deletions to other servers.
       await deleteDevices(ctx, requester.userId, deleted);
-      for (const deviceId of deleted) await ctx.remoteEdus?.deviceListChanged(requester.userId, deviceId, { deleted: true });
     },
   };
 }

@@ -2,7 +2,7 @@
 // per-user data (account data, filters, push rules), end-to-end keys, to-device messages and the
 // room and user directories. Each area is a service plus a route file; this module wires them.
 import type { Router } from "express";
-import type { ClientApiContext, ProfilePropagator, RemoteDirectory, RemoteProfiles } from "../contracts.js";
+import type { ClientApiContext, ProfilePropagator, RemoteDirectory, RemoteKeys, RemoteProfiles } from "../contracts.js";
 import type { AuthService } from "./auth-service.js";
 import { createDevices } from "./devices.js";
 import { createDirectory } from "./directory.js";
@@ -24,6 +24,7 @@ import { createUia } from "./uia.js";
 import { createUserData } from "./user-data.js";
 
 export { createAuthService, hashAccessToken, type AuthService } from "./auth-service.js";
+export { createKeys, type Keys } from "./keys.js";
 
 export interface AccountsOptions {
   registration: { enabled: boolean; allowGuests: boolean };
@@ -31,6 +32,8 @@ export interface AccountsOptions {
   remoteProfiles?: RemoteProfiles;
   /** Room aliases of other servers; without it they are 404. */
   remoteDirectory?: RemoteDirectory;
+  /** End-to-end keys of users on other servers; without it their servers are `failures`. */
+  remoteKeys?: RemoteKeys;
 }
 
 /** Routes for: versions, login, register, logout, whoami, capabilities, pushrules, filters, account data,
@@ -47,7 +50,7 @@ export function mountAccountsApi(router: Router, ctx: ClientApiContext, auth: Au
   mountUserDataRoutes(router, createUserData(ctx), authenticator);
   mountProfileRoutes(router, createProfiles(ctx, profiles, options.remoteProfiles), authenticator);
   mountDeviceRoutes(router, createDevices(ctx, sessions), authenticator);
-  mountKeysRoutes(router, createKeys(ctx), authenticator);
+  mountKeysRoutes(router, createKeys(ctx, options.remoteKeys), authenticator);
   mountToDeviceRoutes(router, createToDevice(ctx), authenticator, ctx.logger);
   mountDirectoryRoutes(router, createDirectory(ctx, options.remoteDirectory), authenticator);
 }

@@ -1,11 +1,12 @@
 // End-to-end key distribution (Client-Server API "End-to-End Encryption": `/keys/upload`,
-// `/keys/query`, `/keys/claim`, `/keys/changes`). Generic over algorithms; keys of users on other
-// servers need federation queries, which are reported as `failures` for now.
+// `/keys/query`, `/keys/claim`, `/keys/changes`). Generic over algorithms. Keys of users on other
+// servers are asked of their servers (RemoteKeys): one request per server, all at once, none
+// waiting longer than the client's `timeout`; a server without an answer is named in `failures`.
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { serverNameOf } from "../../core/identifiers.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "../../core/json.js";
 import type { OneTimeKeyRow } from "../../storage/ports.js";
-import type { ClientApiContext } from "../contracts.js";
+import type { ClientApiContext, RemoteKeys } from "../contracts.js";
 import type { Requester } from "../http.js";
 import { notifyDeviceListChange, usersSharingRoomsWith } from "./device-lists.js";
 
@@ -15,11 +16,23 @@ export interface KeysUpload {
   fallbackKeys: Record<string, JsonValue>;
 }
 
+/** user -> device -> device keys */
+export type DeviceKeysByUser = Record<string, Record<string, JsonObject>>;
+/** user -> device -> `<algorithm>:<key id>` -> key */
+export type ClaimedKeysByUser = Record<string, Record<string, Record<string, JsonValue>>>;
+
+/** Client-Server API "POST /keys/query", "POST /keys/claim": how long to wait for other servers unless the client says. */
+export const DEFAULT_REMOTE_KEYS_TIMEOUT_MS = 10_000;
+
 export interface Keys {
   upload(requester: Requester, upload: KeysUpload): Promise<{ one_time_key_counts: Record<string, number> }>;
-  query(requester: Requester, wanted: Map<string, string[]>): Promise<{ device_keys: Record<string, Record<string, JsonObject>>; failures: Record<string, JsonObject> }>;
-  claim(wanted: Map<string, Map<string, string>>): Promise<{ one_time_keys: Record<string, Record<string, Record<string, JsonValue>>>; failures: Record<string, JsonObject> }>;
+  query(requester: Requester, wanted: Map<string, string[]>, timeoutMs?: number): Promise<{ device_keys: DeviceKeysByUser; failures: Record<string, JsonObject> }>;
+  claim(wanted: Map<string, Map<string, string>>, timeoutMs?: number): Promise<{ one_time_keys: ClaimedKeysByUser; failures: Record<string, JsonObject> }>;
   changes(requester: Requester, fromPos: number, toPos: number): Promise<{ changed: string[]; left: string[] }>;
+  /** Device keys of this server's users only; other users are skipped (what federation serves). */
+  queryLocal(wanted: Map<string, string[]>): Promise<DeviceKeysByUser>;
+  /** Claims keys of this server's users only, each one-time key at most once (what federation serves). */
+  claimLocal(wanted: Map<string, Map<string, string>>): Promise<ClaimedKeysByUser>;
 }
 
 /** `<algorithm>:<key id>` */
@@ -40,8 +53,96 @@ function checkDeviceKeys(keys: JsonObject, requester: Requester): void {
   if (!isJsonObject(signatures)) throw new MatrixError(Errcode.BAD_JSON, 400, "device_keys.signatures must be an object");
 }
 
-export function createKeys(ctx: ClientApiContext): Keys {
+/** Users of other servers, grouped by server (user IDs that name no server are skipped). */
+function remoteUsersByServer<T>(wanted: Map<string, T>, ownServer: string): Map<string, Record<string, T>> {
+  const byServer = new Map<string, Record<string, T>>();
+  for (const [userId, value] of wanted) {
+    const server = serverNameOf(userId);
+    if (server === undefined || server === ownServer) continue;
+    let users = byServer.get(server);
+    if (!users) byServer.set(server, (users = {}));
+    users[userId] = value;
+  }
+  return byServer;
+}
+
+function failureOf(error: unknown): JsonObject {
+  if (error instanceof MatrixError) return { errcode: error.errcode, error: error.message };
+  return { errcode: Errcode.UNKNOWN, error: error instanceof Error ? error.message : String(error) };
+}
+
+/**
+ * Asks every server at once and waits at most `timeoutMs` for each; the answers come back in a
+ * list, and every server that failed or did not answer in time is a `failures` entry.
+ */
+async function askServers<Asked, Answer>(
+  servers: Map<string, Asked>,
+  ask: (server: string, asked: Asked) => Promise<Answer>,
+  timeoutMs: number,
+): Promise<{ answers: Answer[]; failures: Record<string, JsonObject> }> {
+  const answers: Answer[] = [];
+  const failures: Record<string, JsonObject> = {};
+  await Promise.all(
+    [...servers].map(async ([server, asked]) => {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new MatrixError(Errcode.UNKNOWN, 504, `${server} did not answer within ${timeoutMs} ms`)), timeoutMs);
+      });
+      try {
+        answers.push(await Promise.race([ask(server, asked), timedOut]));
+      } catch (error) {
+        failures[server] = failureOf(error);
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+  return { answers, failures };
+}
+
+/** Without federation every other server is a failure. */
+const NO_FEDERATION: RemoteKeys = {
+  query: (server) => Promise.reject(new MatrixError(Errcode.UNKNOWN, 501, `This server does not federate; cannot ask ${server}`)),
+  claim: (server) => Promise.reject(new MatrixError(Errcode.UNKNOWN, 501, `This server does not federate; cannot ask ${server}`)),
+};
+
+export function createKeys(ctx: ClientApiContext, remoteKeys: RemoteKeys = NO_FEDERATION): Keys {
   const { storage } = ctx;
+
+  async function queryLocal(wanted: Map<string, string[]>): Promise<DeviceKeysByUser> {
+    const deviceKeys: DeviceKeysByUser = {};
+    const local = [...wanted.keys()].filter((userId) => serverNameOf(userId) === ctx.serverName);
+    const stored = await storage.keys.getDeviceKeys(local);
+    const names = new Map<string, Map<string, string | null>>();
+    for (const userId of local) {
+      deviceKeys[userId] = {};
+      names.set(userId, new Map((await storage.accounts.listDevices(userId)).map((d) => [d.deviceId, d.displayName])));
+    }
+    for (const { userId, deviceId, keys } of stored) {
+      const only = wanted.get(userId) ?? [];
+      if (only.length > 0 && !only.includes(deviceId)) continue;
+      const displayName = names.get(userId)?.get(deviceId);
+      // A device that has been deleted keeps no keys; skip leftovers.
+      if (displayName === undefined) continue;
+      const unsigned = isJsonObject(keys.unsigned) ? keys.unsigned : {};
+      deviceKeys[userId]![deviceId] = { ...keys, unsigned: { ...unsigned, ...(displayName !== null ? { device_display_name: displayName } : {}) } };
+    }
+    return deviceKeys;
+  }
+
+  async function claimLocal(wanted: Map<string, Map<string, string>>): Promise<ClaimedKeysByUser> {
+    const oneTimeKeys: ClaimedKeysByUser = {};
+    for (const [userId, devices] of wanted) {
+      if (serverNameOf(userId) !== ctx.serverName) continue;
+      for (const [deviceId, algorithm] of devices) {
+        const key = await storage.transaction((tx) => tx.keys.claimKey(userId, deviceId, algorithm));
+        ctx.notifier.oneTimeKeysChanged(userId, deviceId);
+        if (!key) continue;
+        ((oneTimeKeys[userId] ??= {})[deviceId] ??= {})[key.keyId] = key.key;
+      }
+    }
+    return oneTimeKeys;
+  }
 
   async function counts(userId: string, deviceId: string): Promise<Record<string, number>> {
     // Clients expect a count for signed_curve25519 even when none are left.
@@ -82,50 +183,29 @@ export function createKeys(ctx: ClientApiContext): Keys {
       return { one_time_key_counts: await counts(userId, deviceId) };
     },
 
-    async query(_requester, wanted) {
-      const deviceKeys: Record<string, Record<string, JsonObject>> = {};
-      const failures: Record<string, JsonObject> = {};
-      const local = [...wanted.keys()].filter((userId) => serverNameOf(userId) === ctx.serverName);
-      for (const userId of wanted.keys()) {
-        const server = serverNameOf(userId);
-        if (server !== undefined && server !== ctx.serverName) failures[server] = { errcode: Errcode.UNKNOWN, error: "Federated key queries are not supported yet" };
-      }
-      const stored = await storage.keys.getDeviceKeys(local);
-      const names = new Map<string, Map<string, string | null>>();
-      for (const userId of local) {
-        deviceKeys[userId] = {};
-        names.set(userId, new Map((await storage.accounts.listDevices(userId)).map((d) => [d.deviceId, d.displayName])));
-      }
-      for (const { userId, deviceId, keys } of stored) {
-        const only = wanted.get(userId) ?? [];
-        if (only.length > 0 && !only.includes(deviceId)) continue;
-        const displayName = names.get(userId)?.get(deviceId);
-        // A device that has been deleted keeps no keys; skip leftovers.
-        if (displayName === undefined) continue;
-        const unsigned = isJsonObject(keys.unsigned) ? keys.unsigned : {};
-        deviceKeys[userId]![deviceId] = { ...keys, unsigned: { ...unsigned, ...(displayName !== null ? { device_display_name: displayName } : {}) } };
-      }
-      return { device_keys: deviceKeys, failures };
+    async query(_requester, wanted, timeoutMs = DEFAULT_REMOTE_KEYS_TIMEOUT_MS) {
+      const remote = remoteUsersByServer(wanted, ctx.serverName);
+      const [local, { answers, failures }] = await Promise.all([
+        queryLocal(wanted),
+        askServers(remote, (server, users) => remoteKeys.query(server, users, timeoutMs), timeoutMs),
+      ]);
+      for (const answer of answers) Object.assign(local, answer);
+      return { device_keys: local, failures };
     },
 
-    async claim(wanted) {
-      const oneTimeKeys: Record<string, Record<string, Record<string, JsonValue>>> = {};
-      const failures: Record<string, JsonObject> = {};
-      for (const [userId, devices] of wanted) {
-        const server = serverNameOf(userId);
-        if (server !== ctx.serverName) {
-          if (server !== undefined) failures[server] = { errcode: Errcode.UNKNOWN, error: "Federated key claims are not supported yet" };
-          continue;
-        }
-        for (const [deviceId, algorithm] of devices) {
-          const key = await storage.transaction((tx) => tx.keys.claimKey(userId, deviceId, algorithm));
-          ctx.notifier.oneTimeKeysChanged(userId, deviceId);
-          if (!key) continue;
-          ((oneTimeKeys[userId] ??= {})[deviceId] ??= {})[key.keyId] = key.key;
-        }
-      }
-      return { one_time_keys: oneTimeKeys, failures };
+    async claim(wanted, timeoutMs = DEFAULT_REMOTE_KEYS_TIMEOUT_MS) {
+      const perUser = new Map([...wanted].map(([userId, devices]) => [userId, Object.fromEntries(devices)]));
+      const remote = remoteUsersByServer(perUser, ctx.serverName);
+      const [local, { answers, failures }] = await Promise.all([
+        claimLocal(wanted),
+        askServers(remote, (server, users) => remoteKeys.claim(server, users, timeoutMs), timeoutMs),
+      ]);
+      for (const answer of answers) Object.assign(local, answer);
+      return { one_time_keys: local, failures };
     },
+
+    queryLocal,
+    claimLocal,
 
     async changes(requester, fromPos, toPos) {
       const users = await usersSharingRoomsWith(storage, requester.userId);

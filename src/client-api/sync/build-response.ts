@@ -5,7 +5,7 @@
 // An incremental sync reads only what may have changed since its token (change-cache.ts):
 // a room without new events costs no query, and state is read only for rooms newly joined,
 // limited timelines or `full_state`.
-import type { JsonObject } from "../../core/json.js";
+import { isJsonObject, type JsonObject } from "../../core/json.js";
 import { STRIPPED_STATE_TYPES, toStrippedState } from "../../rooms/client-event.js";
 import { eventMatches, roomMatches, typeMatches, type RoomEventFilter } from "../../rooms/event-filter.js";
 import type { EventDecorator } from "../../rooms/event-decorator.js";
@@ -319,9 +319,17 @@ async function boundaryAt(storage: Storage, roomId: string, toPos: number): Prom
 
 async function strippedStateOf(storage: Storage, roomId: string, userId: string): Promise<JsonObject[]> {
   const state = await storage.events.getCurrentState(roomId);
-  return state
+  const own = state
     .filter((event) => STRIPPED_STATE_TYPES.has(event.pdu.type) || (event.pdu.type === MEMBER && event.pdu.state_key === userId))
     .map((event) => toStrippedState(event) as unknown as JsonObject);
+  // A room this server is not in: the stripped state the inviting (or knocked-on) hub sent, kept
+  // with the invite or knock (rooms/room-federation.ts storeInviteStub).
+  const member = state.find((event) => event.pdu.type === MEMBER && event.pdu.state_key === userId);
+  const carried = member?.pdu.unsigned?.invite_room_state;
+  if (!Array.isArray(carried)) return own;
+  const have = new Set(own.map((e) => `${String(e.type)}\u0000${String(e.state_key)}`));
+  const extra = carried.filter(isJsonObject).filter((e) => typeof e.type === "string" && typeof e.state_key === "string" && !have.has(`${e.type}\u0000${e.state_key}`));
+  return [...extra.map((e) => ({ content: isJsonObject(e.content) ? e.content : {}, sender: String(e.sender ?? ""), state_key: e.state_key as string, type: e.type as string })), ...own];
 }
 
 /** Room summary (Client-Server API "Lazy-loading room members"): counts and up to five heroes. */

@@ -43,12 +43,17 @@ export interface OutboundQueuesDeps {
   logger: Logger;
   now: () => number;
   settings?: Partial<Omit<OutboundQueueSettings, "backoff">> & { backoff?: Partial<BackoffSettings> };
+  /** The highest stream position below which everything has committed (StreamTracker.visible). */
+  visiblePos?: () => number;
   /** The jitter's randomness, in [0, 1); Math.random by default. */
   random?: () => number;
 }
 
 /** How stale a healthy destination's persisted lastSuccessTs may get. */
 const SUCCESS_TS_REFRESH_MS = 60_000;
+
+/** When queued PDUs were above the visible stream position, how soon to look again. */
+const HELD_BACK_RETRY_MS = 20;
 
 /** How long close() waits for transactions in flight before giving up on them. */
 const CLOSE_GRACE_MS = 2_000;
@@ -79,8 +84,6 @@ interface PendingTxn {
   /** Stream position of the last queued PDU in it (what a 200 acknowledges), if any. */
   lastStreamPos: number | undefined;
   lastEduId: number | undefined;
-  /** Queued PDUs, for correlating `failed_pdus`. */
-  pduIds: string[];
   /** It took as many PDUs or EDUs as a transaction may hold: more may be waiting. */
   full: boolean;
 }
@@ -237,12 +240,21 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
   }
 
   async function buildTxn(state: DestinationState): Promise<PendingTxn | undefined> {
-    const lpdus = state.lpdus.splice(0, settings.maxPdusPerTxn);
-    const pduRoom = settings.maxPdusPerTxn - lpdus.length;
-    const [queued, edus] = await Promise.all([
+    // LPDUs first: a client is waiting for each. They leave the in-memory queue only once the
+    // reads succeeded, so a storage error cannot drop them.
+    const lpduCount = Math.min(state.lpdus.length, settings.maxPdusPerTxn);
+    const pduRoom = settings.maxPdusPerTxn - lpduCount;
+    const [peeked, edus] = await Promise.all([
       pduRoom > 0 ? repo.peekPdus(state.name, pduRoom) : Promise.resolve<OutboxPdu[]>([]),
       repo.peekEdus(state.name, settings.maxEdusPerTxn),
     ]);
+    // Only positions every lower one of which has committed: acknowledging past a position still
+    // in flight (PostgreSQL commits in parallel) would skip its event when it lands. What is held
+    // back is looked at again shortly.
+    const visible = deps.visiblePos?.() ?? Number.MAX_SAFE_INTEGER;
+    const queued = peeked.filter((pdu) => pdu.streamPos <= visible);
+    if (queued.length < peeked.length) setTimeout(() => wake([state.name]), HELD_BACK_RETRY_MS).unref();
+    const lpdus = state.lpdus.splice(0, lpduCount);
     if (lpdus.length === 0 && queued.length === 0 && edus.length === 0) return undefined;
     const pdus: JsonObject[] = lpdus.map((item) => item.lpdu);
     for (const item of queued) pdus.push(pduCache.intern(item.eventId, item.pdu) as unknown as JsonObject);
@@ -252,8 +264,8 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
       lpdus,
       lastStreamPos: queued.at(-1)?.streamPos,
       lastEduId: edus.at(-1)?.id,
-      pduIds: queued.map((item) => item.eventId),
-      full: (pduRoom > 0 && queued.length === pduRoom) || edus.length === settings.maxEdusPerTxn,
+      // No room was left for queued PDUs, or they filled it, or the EDUs did: more may wait.
+      full: queued.length === pduRoom || edus.length === settings.maxEdusPerTxn,
     };
   }
 

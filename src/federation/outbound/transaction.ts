@@ -1,12 +1,13 @@
 // One outbound `PUT /send/{txnId}` transaction: its body and what its 200 response says (LM draft
 // "PUT /_matrix/federation/v2/send/:txnId"). Pure: the queue decides what goes in and when.
+import { LM_UNSTABLE } from "../paths.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "../../core/json.js";
 
 /**
  * Where peers serve the send endpoint today (the draft's implementation note; DESIGN.md "Wire
  * compatibility decisions": we call the unstable prefix as peers do).
  */
-export const SEND_PATH_PREFIX = "/_matrix/federation/unstable/org.matrix.i-d.ralston-mimi-linearized-matrix.02/send/";
+export const SEND_PATH_PREFIX = `/_matrix/federation${LM_UNSTABLE}/send/`;
 
 /** The draft's limits per transaction: at most 50 PDUs and LPDUs, at most 100 EDUs. */
 export const MAX_PDUS_PER_TXN = 50;

@@ -11,7 +11,7 @@ import { computeEventId } from "../../core/hashes.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "../../core/json.js";
 import { getRoomVersion, knownRoomVersions } from "../../core/room-versions.js";
 import { verifyEventSignatures, type SigningKey } from "../../core/signing.js";
-import { buildLpdu, type EventDraft } from "../../room-dag/index.js";
+import { buildLpdu, checkPduIntegrity, type EventDraft } from "../../room-dag/index.js";
 import type { EchoedEvent, HubLink } from "../../rooms/hub-link.js";
 import type { RoomFederation } from "../../rooms/room-federation.js";
 import type { KeyRing } from "../keys/key-ring.js";
@@ -22,7 +22,7 @@ import { FederationRequestError } from "../transport/errors.js";
 import type { EchoWaiters } from "./echoes.js";
 import { prefetchEventKeys } from "./event-keys.js";
 import type { JoinsInProgress } from "./joins.js";
-import { LM_UNSTABLE } from "./paths.js";
+import { LM_UNSTABLE } from "../paths.js";
 
 export interface FederationHubLinkDeps {
   serverName: string;
@@ -123,6 +123,25 @@ export function createFederationHubLink(deps: FederationHubLinkDeps): HubLink {
       await call(hubServer, "POST", `/_matrix/federation${LM_UNSTABLE}/invite/${encodeURIComponent(txnId)}`, { event: lpdu as unknown as JsonObject, room_version: roomVersion });
     },
 
+    async backfill(hubServer, roomId, eventId, limit) {
+      const info = await deps.rooms.roomInfo(roomId);
+      if (!info) return [];
+      const answer = await call(hubServer, "GET", `/_matrix/federation${LM_UNSTABLE}/backfill/${encodeURIComponent(roomId)}`, undefined, { v: eventId, limit: String(Math.min(limit, 100)) });
+      const pdus = Array.isArray(answer.pdus) ? answer.pdus : [];
+      const keys = await prefetchEventKeys(deps.keyRing, pdus);
+      const events: RoomEvent[] = [];
+      for (const raw of pdus) {
+        const checked = checkPduIntegrity(raw, { rules: info.rules, keys, roomId, hubServer });
+        if (checked.action === "drop") {
+          deps.logger.warn({ room_id: roomId, hub: hubServer, reason: checked.reason }, "backfill: an event failed its checks and was left out");
+          continue;
+        }
+        events.push(checked.event);
+      }
+      // The draft's backfill answers oldest first; clients page newest first.
+      return events.reverse().slice(0, limit);
+    },
+
     resolveAlias: (alias) => deps.directory.queryAlias(alias).then((a) => ({ roomId: a.room_id, servers: a.servers })),
   };
 
@@ -145,8 +164,19 @@ export function createFederationHubLink(deps: FederationHubLinkDeps): HubLink {
     const lpdu: Lpdu = buildLpdu(draft, hubServer, identity, rules);
     const lpduId = computeEventId(lpdu as unknown as JsonObject, rules);
     const path = `/_matrix/federation${LM_UNSTABLE}/send_${change}/${encodeURIComponent(lpduId)}`;
-    if (change !== "join") {
+    if (change === "leave") {
       await call(hubServer, "POST", path, lpdu as unknown as JsonObject);
+      return;
+    }
+    if (change === "knock") {
+      const answer = await call(hubServer, "POST", path, lpdu as unknown as JsonObject);
+      // Keep the knock (and the room's stripped state) so the user's sync shows it, as an invite is kept.
+      const stripped = Array.isArray(answer.stripped_state) ? answer.stripped_state.filter(isJsonObject) : [];
+      if (isJsonObject(answer.event)) {
+        const keys = await prefetchEventKeys(deps.keyRing, [answer.event]);
+        const checked = checkPduIntegrity(answer.event, { rules, keys, roomId, hubServer });
+        if (checked.action === "accept") await deps.rooms.storeInviteStub(roomVersion, checked.event, stripped);
+      }
       return;
     }
     // The hub's /send of the join and what follows is kept meanwhile (joins.ts) and applied,

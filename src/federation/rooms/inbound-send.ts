@@ -18,7 +18,7 @@ import type { KeyRing } from "../keys/key-ring.js";
 import type { EchoWaiters } from "./echoes.js";
 import { prefetchEventKeys } from "./event-keys.js";
 import type { JoinsInProgress } from "./joins.js";
-import { lmPaths } from "./paths.js";
+import { lmPaths } from "../paths.js";
 
 export const MAX_PDUS_PER_TXN = 50;
 export const MAX_EDUS_PER_TXN = 100;
@@ -48,8 +48,9 @@ export function mountInboundSendRoute(router: Router, auth: RequestHandler, deps
     deps.markReachable(origin);
     const body = req.body as unknown;
     if (!isJsonObject(body)) throw new MatrixError(Errcode.BAD_JSON, 400, "The transaction must be a JSON object");
-    const pdus = body.pdus ?? [];
-    const edus = body.edus ?? [];
+    // `pdus` is required (an empty list at least); `edus` may be left out, but not be null.
+    const pdus = body.pdus;
+    const edus = body.edus === undefined ? [] : body.edus;
     if (!Array.isArray(pdus) || !Array.isArray(edus)) throw new MatrixError(Errcode.BAD_JSON, 400, "pdus and edus must be arrays");
     if (pdus.length > MAX_PDUS_PER_TXN) throw new MatrixError(Errcode.TOO_LARGE, 400, `At most ${MAX_PDUS_PER_TXN} PDUs per transaction`);
     if (edus.length > MAX_EDUS_PER_TXN) throw new MatrixError(Errcode.TOO_LARGE, 400, `At most ${MAX_EDUS_PER_TXN} EDUs per transaction`);

@@ -18,7 +18,7 @@ import type { MembershipChange, RoomFederation } from "../../rooms/room-federati
 import type { Storage } from "../../storage/ports.js";
 import type { KeyRing } from "../keys/key-ring.js";
 import { prefetchEventKeys } from "./event-keys.js";
-import { lmPaths } from "./paths.js";
+import { lmPaths } from "../paths.js";
 
 export interface MembershipRoutesDeps {
   serverName: string;
@@ -74,7 +74,8 @@ export function mountMembershipRoutes(router: Router, auth: RequestHandler, deps
         res.json({ state, auth_chain: authChain, event: stored.pdu, members_omitted: false, origin: deps.serverName });
       } else if (change === "knock") {
         const strippedState = await deps.rooms.strippedState(roomId);
-        res.json({ stripped_state: strippedState, knock_room_state: strippedState });
+        // `event` is Bobbin's addition: the knocking server keeps the knock without waiting for the fan-out.
+        res.json({ stripped_state: strippedState, knock_room_state: strippedState, event: stored.pdu });
       } else {
         res.json({});
       }

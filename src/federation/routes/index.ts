@@ -10,6 +10,7 @@ import { mountInboundSendRoute, type InboundSendDeps } from "../rooms/inbound-se
 import { mountMembershipRoutes, type MembershipRoutesDeps } from "../rooms/membership-routes.js";
 import { mountQueryDirectoryRoute } from "./query-directory.js";
 import { mountQueryProfileRoute } from "./query-profile.js";
+import { mountUserKeyRoutes, type LocalUserKeys } from "./user-keys.js";
 import { mountVersionRoute } from "./version.js";
 
 export interface FederationApiDeps {
@@ -21,6 +22,8 @@ export interface FederationApiDeps {
   /** `PUT /send` and the membership handshakes. */
   send: InboundSendDeps;
   membership: MembershipRoutesDeps;
+  /** `user/keys/query`, `user/keys/claim`, `user/devices`. */
+  userKeys: LocalUserKeys;
 }
 
 export function federationApi(deps: FederationApiDeps): Router {
@@ -32,6 +35,7 @@ export function federationApi(deps: FederationApiDeps): Router {
   mountEventAndStateRoutes(api, auth, { storage: deps.storage, serverName: deps.auth.serverName, now: deps.now });
   mountInboundSendRoute(api, auth, deps.send);
   mountMembershipRoutes(api, auth, deps.membership);
+  mountUserKeyRoutes(api, auth, { serverName: deps.auth.serverName, keys: deps.userKeys, now: deps.now });
   const routes = Router();
   routes.use(api);
   routes.use(unrecognized(api));

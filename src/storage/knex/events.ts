@@ -171,6 +171,15 @@ export function createEventsRepo(knex: Knex): EventsRepo {
       return events.sort((a, b) => a.streamPos - b.streamPos);
     },
 
+    async setReplicaHistory(roomId, firstSeq, beforeEventId) {
+      await knex("replica_history").insert({ room_id: roomId, first_seq: firstSeq, before_event_id: beforeEventId }).onConflict("room_id").ignore();
+    },
+
+    async getReplicaHistory(roomId) {
+      const row = (await knex("replica_history").where("room_id", roomId).first()) as { first_seq: unknown; before_event_id: string | null } | undefined;
+      return row ? { firstSeq: toNumber(row.first_seq), beforeEventId: row.before_event_id } : undefined;
+    },
+
     async redactEvent(eventId, redactionId, redactedPdu) {
       await knex("events").where("event_id", eventId).update({ redacted_by: redactionId, json: JSON.stringify(redactedPdu) });
     },

@@ -9,10 +9,39 @@ export const federationSchema: Migration = {
   name: "0004-federation",
 
   async up(knex: Knex): Promise<void> {
-    // One row per (destination, event): a room with 415 servers adds 415 rows per event, so the
-    // row is kept small (the PDU is read from `events` when sent) and the primary key is the
-    // queue's order, which makes peek, ack and the duplicate check one index range each.
-    await knex.schema.createTable("federation_outbox_pdus", (t) => {
+    // The PDU queues of every destination share one outbox row per event (not one per destination
+    // and event: a room with 415 servers would write 415 scattered index entries per event). The
+    // row names an interned destination set: consecutive events of a room share theirs, so
+    // queueing an event costs one primary-key lookup and one row. The PDU itself is read from
+    // `events` when sent.
+    await knex.schema.createTable("federation_outbox_events", (t) => {
+      t.bigInteger("stream_pos").primary();
+      t.text("event_id").notNullable();
+      t.text("dest_set").notNullable();
+      // Per set: its newest row (backlog) and its acknowledged rows (garbage collection).
+      t.index(["dest_set", "stream_pos"], "federation_outbox_events_set");
+    });
+
+    // Immutable: set_id is a hash of the sorted names, `destinations` their JSON array.
+    await knex.schema.createTable("federation_dest_sets", (t) => {
+      t.text("set_id").primary();
+      t.text("destinations").notNullable();
+    });
+
+    // How far each destination's queue has been acknowledged: its queue is the outbox rows after
+    // acked_pos whose set names it. Created just before the first event whose set names it, so a
+    // server that joins does not scan history.
+    await knex.schema.createTable("federation_pdu_cursors", (t) => {
+      t.text("destination").primary();
+      t.bigInteger("acked_pos").notNullable();
+      // Queueing asks "has any cursor passed this position?" (a commit later than a higher one).
+      t.index(["acked_pos"], "federation_pdu_cursors_acked");
+    });
+
+    // The exceptions, one row per (destination, event): an event that commits after a higher
+    // position its destination already acknowledged, or a destination added to an event already
+    // queued for others.
+    await knex.schema.createTable("federation_outbox_extra_pdus", (t) => {
       t.text("destination").notNullable();
       t.bigInteger("stream_pos").notNullable();
       t.text("event_id").notNullable();
@@ -67,7 +96,17 @@ export const federationSchema: Migration = {
   },
 
   async down(knex: Knex): Promise<void> {
-    for (const table of ["hub_violations", "hub_completed_lpdus", "federation_inbound_txns", "federation_destinations", "federation_outbox_edus", "federation_outbox_pdus"]) {
+    for (const table of [
+      "hub_violations",
+      "hub_completed_lpdus",
+      "federation_inbound_txns",
+      "federation_destinations",
+      "federation_outbox_edus",
+      "federation_outbox_extra_pdus",
+      "federation_pdu_cursors",
+      "federation_dest_sets",
+      "federation_outbox_events",
+    ]) {
       await knex.schema.dropTableIfExists(table);
     }
   },

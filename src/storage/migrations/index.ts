@@ -8,6 +8,7 @@ import type { Knex } from "knex";
 import { initialSchema } from "./0001-initial-schema.js";
 import { serverKeysSchema } from "./0002-server-keys.js";
 import { forgottenRoomsSchema } from "./0003-forgotten-rooms.js";
+import { replicaHistorySchema } from "./0005-replica-history.js";
 import { federationSchema } from "./0004-federation.js";
 
 export interface Migration {
@@ -17,7 +18,7 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema, forgottenRoomsSchema, federationSchema];
+export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema, forgottenRoomsSchema, federationSchema, replicaHistorySchema];
 
 /** The knex migration source over `migrations`. */
 export function migrationSource(list: readonly Migration[] = migrations): Knex.MigrationSource<Migration> {

@@ -23,6 +23,17 @@ function objectOfObjects(body: JsonObject, key: string): Map<string, JsonObject>
   return result;
 }
 
+/** Longest wait for other servers a client may ask for. */
+const MAX_REMOTE_TIMEOUT_MS = 60_000;
+
+/** The request's `timeout` (milliseconds to wait for other servers), if any, capped at a minute. */
+function remoteTimeoutOf(body: JsonObject): number | undefined {
+  const timeout = body.timeout;
+  if (timeout === undefined) return undefined;
+  if (typeof timeout !== "number" || !Number.isSafeInteger(timeout) || timeout < 0) throw new MatrixError(Errcode.BAD_JSON, 400, "timeout must be a non-negative integer");
+  return Math.min(timeout, MAX_REMOTE_TIMEOUT_MS);
+}
+
 export function mountKeysRoutes(router: Router, keys: Keys, authenticator: TokenAuthenticator): void {
   const auth = requireAuth(authenticator);
 
@@ -45,7 +56,7 @@ export function mountKeysRoutes(router: Router, keys: Keys, authenticator: Token
       }
       wanted.set(userId, devices);
     }
-    res.json(await keys.query(requesterOf(res), wanted));
+    res.json(await keys.query(requesterOf(res), wanted, remoteTimeoutOf(body)));
   });
 
   // POST /v3/keys/claim
@@ -60,7 +71,7 @@ export function mountKeysRoutes(router: Router, keys: Keys, authenticator: Token
       }
       wanted.set(userId, perDevice);
     }
-    res.json(await keys.claim(wanted));
+    res.json(await keys.claim(wanted, remoteTimeoutOf(body)));
   });
 
   // GET /v3/keys/changes
