@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import pg from "pg";
 
 const USERS = 50;
@@ -41,7 +42,7 @@ interface Result {
   load_rss_mb: number;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
@@ -52,23 +53,24 @@ async function freePort(): Promise<number> {
   });
 }
 
-function rssMb(pid: number): number {
+export function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return Math.round((kb / 1024) * 10) / 10;
 }
 
-const percentile = (sorted: number[], p: number): number =>
+export const percentile = (sorted: number[], p: number): number =>
   sorted.length === 0 ? NaN : Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 10) / 10;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function startServer(dir: string, port: number, database: string): Promise<ChildProcess> {
+/** Starts the built server; `options` let bench/federation.ts name it `localhost:<port>` and add config lines. */
+export async function startServer(dir: string, port: number, database: string, options: { serverName?: string; extraConfig?: string[] } = {}): Promise<ChildProcess> {
   const config = join(dir, "bobbin.yaml");
   writeFileSync(
     config,
     [
-      "server_name: bench.localhost",
+      `server_name: ${options.serverName ?? "bench.localhost"}`,
       "listeners:",
       `  - { host: 127.0.0.1, port: ${port} }`,
       `data_dir: ${dir}`,
@@ -79,6 +81,7 @@ async function startServer(dir: string, port: number, database: string): Promise
       "  login: { per_second: 100000, burst: 100000 }",
       "  register: { per_second: 100000, burst: 100000 }",
       "  message: { per_second: 100000, burst: 100000 }",
+      ...(options.extraConfig ?? []),
       "",
     ].join("\n"),
   );
@@ -252,10 +255,15 @@ async function reachablePostgres(): Promise<string | undefined> {
   }
 }
 
-const results: Result[] = [];
-const postgresUrl = process.env.BENCH_ENGINES === "sqlite" ? undefined : await reachablePostgres();
-if (postgresUrl) results.push(await runEngine("postgres", postgresUrl));
-results.push(await runEngine("sqlite"));
-console.log(`users: ${USERS}, rooms: ${ROOMS}, throughput ${THROUGHPUT_S}s closed loop, delivery ${DELIVERY_S}s at ${DELIVERY_RATE}/s, node ${process.version}`);
-console.table(Object.fromEntries(results.map(({ engine, ...figures }) => [engine, figures])));
-for (const result of results) console.log(JSON.stringify(result));
+async function main(): Promise<void> {
+  const results: Result[] = [];
+  const postgresUrl = process.env.BENCH_ENGINES === "sqlite" ? undefined : await reachablePostgres();
+  if (postgresUrl) results.push(await runEngine("postgres", postgresUrl));
+  results.push(await runEngine("sqlite"));
+  console.log(`users: ${USERS}, rooms: ${ROOMS}, throughput ${THROUGHPUT_S}s closed loop, delivery ${DELIVERY_S}s at ${DELIVERY_RATE}/s, node ${process.version}`);
+  console.table(Object.fromEntries(results.map(({ engine, ...figures }) => [engine, figures])));
+  for (const result of results) console.log(JSON.stringify(result));
+}
+
+// Only when run as the script: bench/federation.ts imports the helpers above.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
