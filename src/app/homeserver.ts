@@ -31,6 +31,7 @@ import type { ClientApiContext } from "../client-api/contracts.js";
 import { clientApi } from "../client-api/index.js";
 import { createSyncEngine } from "../client-api/sync/engine.js";
 import { MembershipIndex } from "../rooms/membership-index.js";
+import { createVerifyPool } from "../rooms/verify-pool.js";
 import { createRoomService } from "../rooms/room-service.js";
 import { openStorage, type DatabaseSettings } from "../storage/index.js";
 import type { Storage } from "../storage/ports.js";
@@ -96,8 +97,10 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   };
   // Set once the federation client exists (below); the room writer wakes it after each hub event.
   let queues: OutboundQueues | undefined;
+  const verifyPool = createVerifyPool();
   const rooms = createRoomService({
-    fanout: { wake: (destinations) => queues?.wake(destinations) },
+    verifyPool,
+    fanout: { queued: (events) => queues?.queued(events), redacted: (eventId, pdu) => queues?.redacted(eventId, pdu) },
     serverName: settings.serverName,
     signingKey: settings.signingKey,
     storage,
@@ -263,6 +266,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
         sync.close();
         echoes.close();
         await outbound.close();
+        await verifyPool.close();
         federationClient.close();
         await Promise.all(
           servers.map(

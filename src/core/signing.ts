@@ -48,6 +48,17 @@ export function signJson<T extends JsonObject>(object: T, entity: string, key: S
  * Padded base64 signatures are accepted (the draft's SHOULD; gomatrixserverlib refuses them).
  */
 export function verifyJsonSignatures(object: JsonObject, entity: string, lookup: VerifyKeyLookup, order: KeyOrder): SignatureCheck {
+  return withoutBytes(verifyJsonSignaturesKeepingBytes(object, entity, lookup, order));
+}
+
+/** A successful check and the bytes its signatures covered (see checkEventSignaturesKeepingBytes). */
+export type SignatureCheckWithBytes = { ok: true; signedBytes: Uint8Array } | { ok: false; reason: string };
+
+function withoutBytes<T extends SignatureCheckWithBytes>(check: T): SignatureCheck {
+  return check.ok ? { ok: true } : check;
+}
+
+function verifyJsonSignaturesKeepingBytes(object: JsonObject, entity: string, lookup: VerifyKeyLookup, order: KeyOrder): SignatureCheckWithBytes {
   if (!isJsonObject(object)) return { ok: false, reason: "not a JSON object" };
   const signatures = object.signatures;
   if (signatures === undefined) return { ok: false, reason: "no signatures" };
@@ -76,7 +87,7 @@ export function verifyJsonSignatures(object: JsonObject, entity: string, lookup:
   for (const { keyId, verifier, signature } of checks) {
     if (!verifier.verify(message, signature)) return { ok: false, reason: `signature ${entity} ${keyId} does not verify` };
   }
-  return { ok: true };
+  return { ok: true, signedBytes: message };
 }
 
 /** Signs an event: redact with `rules`, then sign as an object; returns the full event with the signature added.
@@ -89,8 +100,12 @@ export function signEvent<T extends JsonObject>(event: T, entity: string, key: S
 
 /** Verifies `entity`'s signatures on an event (redacted first), as verifyJsonSignatures. */
 export function verifyEventSignatures(event: JsonObject, entity: string, lookup: VerifyKeyLookup, rules: RoomVersionRules): SignatureCheck {
+  return withoutBytes(verifyEventSignaturesKeepingBytes(event, entity, lookup, rules));
+}
+
+function verifyEventSignaturesKeepingBytes(event: JsonObject, entity: string, lookup: VerifyKeyLookup, rules: RoomVersionRules): SignatureCheckWithBytes {
   if (!isJsonObject(event)) return { ok: false, reason: "event is not a JSON object" };
-  return verifyJsonSignatures(redact(event, rules.redaction), entity, lookup, rules.canonicalJsonKeyOrder);
+  return verifyJsonSignaturesKeepingBytes(redact(event, rules.redaction), entity, lookup, rules.canonicalJsonKeyOrder);
 }
 
 /**
@@ -114,6 +129,16 @@ export function lpduFormOf(pdu: JsonObject): JsonObject {
  * the sender's own server), and one signature by that server covers the whole event.
  */
 export function checkEventSignatures(event: JsonObject, lookup: VerifyKeyLookup, rules: RoomVersionRules): SignatureCheck & { rule?: "1" | "2" } {
+  const check = checkEventSignaturesKeepingBytes(event, lookup, rules);
+  return check.ok ? { ok: true } : check;
+}
+
+/**
+ * checkEventSignatures, keeping on success the bytes the last signature covered: canonical JSON
+ * of the redacted event without `signatures` and `unsigned`, which is exactly the reference
+ * hash's input, so a receiver derives the event ID without encoding the event again.
+ */
+export function checkEventSignaturesKeepingBytes(event: JsonObject, lookup: VerifyKeyLookup, rules: RoomVersionRules): SignatureCheckWithBytes & { rule?: "1" | "2" } {
   if (!isJsonObject(event)) return { ok: false, reason: "event is not a JSON object", rule: "1" };
   const sender = event.sender;
   const senderServer = typeof sender === "string" ? serverNameOf(sender) : undefined;
@@ -125,13 +150,13 @@ export function checkEventSignatures(event: JsonObject, lookup: VerifyKeyLookup,
 
   if (hubServer === undefined || hubServer === senderServer) {
     // Rule 1, and rule 2 with the same server: its signature covers the whole event.
-    const whole = verifyEventSignatures(event, senderServer, lookup, rules);
+    const whole = verifyEventSignaturesKeepingBytes(event, senderServer, lookup, rules);
     return whole.ok ? whole : { ...whole, rule: "1" };
   }
   // Rule 1: the sender's server signed the LPDU it sent to the hub.
-  const lpdu = verifyEventSignatures(lpduFormOf(event), senderServer, lookup, rules);
+  const lpdu = verifyEventSignaturesKeepingBytes(lpduFormOf(event), senderServer, lookup, rules);
   if (!lpdu.ok) return { ok: false, reason: `LPDU: ${lpdu.reason}`, rule: "1" };
   // Rule 2: the hub signed the event it completed.
-  const hub = verifyEventSignatures(event, hubServer, lookup, rules);
+  const hub = verifyEventSignaturesKeepingBytes(event, hubServer, lookup, rules);
   return hub.ok ? hub : { ok: false, reason: `hub: ${hub.reason}`, rule: "2" };
 }

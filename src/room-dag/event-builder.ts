@@ -80,7 +80,9 @@ export function completeLpdu(lpdu: Lpdu, tip: RoomTip, hub: ServerIdentity, rule
     hub_server: hub.serverName,
     content: lpdu.content,
     hashes: { sha256: "", lpdu: { sha256: lpdu.hashes.lpdu.sha256 } },
-    signatures: structuredClone(lpdu.signatures),
+    // A copy the hub's signature is added to (not structuredClone: under jest's vm it makes objects
+    // of another realm, which canonical JSON refuses as not plain).
+    signatures: Object.fromEntries(Object.entries(lpdu.signatures).map(([server, keys]) => [server, { ...keys }])),
     auth_events: selectAuthEvents(lpdu, tip),
     prev_events: tip.lastEvent ? [tip.lastEvent.eventId] : [],
   };

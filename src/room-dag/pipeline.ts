@@ -23,12 +23,12 @@
 // yet, and the only party that could have sent a bad hash is the one being answered.
 import { authorize } from "../auth-rules/authorize.js";
 import type { Lpdu, Pdu, RoomEvent, RoomStateView } from "../core/events.js";
-import { checkContentHash, computeEventId } from "../core/hashes.js";
+import { checkContentHash, eventIdOfSignedBytes } from "../core/hashes.js";
 import { serverNameOf } from "../core/identifiers.js";
 import type { JsonObject } from "../core/json.js";
 import { redact } from "../core/redaction.js";
 import type { RoomVersionRules } from "../core/room-versions.js";
-import { checkEventSignatures, verifyEventSignatures, type VerifyKeyLookup } from "../core/signing.js";
+import { checkEventSignaturesKeepingBytes, verifyEventSignatures, type VerifyKeyLookup } from "../core/signing.js";
 import { completeLpdu, type RoomTip, type ServerIdentity } from "./event-builder.js";
 import { parseLpdu, parsePdu } from "./event-schema.js";
 import { hubServerOf } from "./room-log.js";
@@ -73,7 +73,7 @@ export function checkPduIntegrity(raw: unknown, ctx: { rules: RoomVersionRules; 
   const json = pdu as unknown as JsonObject;
 
   // Step 2: the sender's server and, when set, the hub must have signed; nobody else counts.
-  const signatures = checkEventSignatures(json, ctx.keys, rules);
+  const signatures = checkEventSignaturesKeepingBytes(json, ctx.keys, rules);
   if (!signatures.ok) return { action: "drop", step: 2, reason: signatures.reason };
   // Only the room's hub completes LPDUs: a `hub_server` naming any other server is not the room's.
   if (pdu.hub_server !== undefined && ctx.hubServer !== undefined && pdu.hub_server !== ctx.hubServer) {
@@ -83,7 +83,8 @@ export function checkPduIntegrity(raw: unknown, ctx: { rules: RoomVersionRules; 
   // Step 3: content hashes; a mismatch means the content was altered, so keep only the redacted copy.
   const hashProblem = contentHashProblem(pdu, rules);
   if (hashProblem !== undefined) pdu = redact(json, rules.redaction) as unknown as Pdu;
-  const event: RoomEvent = { eventId: computeEventId(json, rules), pdu };
+  // The last signature checked covers the redacted event: the reference hash's input.
+  const event: RoomEvent = { eventId: eventIdOfSignedBytes(signatures.signedBytes), pdu };
   return hashProblem === undefined ? { action: "accept", event } : { action: "store-redacted", event, reason: hashProblem };
 }
 

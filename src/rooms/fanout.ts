@@ -3,13 +3,23 @@
 // of" that event (a kicked or banned user's server learns of it; a leaving server gets the echo of
 // its own leave). The hub itself is never a destination. The room writer queues one outbox row per
 // destination in the event's own transaction and wakes the outbound queues after the commit.
-import type { RoomEvent } from "../core/events.js";
+import type { Pdu, RoomEvent } from "../core/events.js";
 import { serverNameOf } from "../core/identifiers.js";
+
+/** An event of a hub room whose outbox rows committed, with the servers it goes to. */
+export interface FanoutEvent {
+  readonly streamPos: number;
+  readonly eventId: string;
+  readonly pdu: Pdu;
+  readonly destinations: ReadonlySet<string>;
+}
 
 /** Implemented by the outbound federation queues (federation/outbound/). */
 export interface FederationFanout {
-  /** Outbox rows for these destinations committed: send them. */
-  wake(destinations: Iterable<string>): void;
+  /** These events' outbox rows committed: send them. */
+  queued(events: readonly FanoutEvent[]): void;
+  /** A queued event was redacted: send its redacted copy from now on. */
+  redacted(eventId: string, pdu: Pdu): void;
 }
 
 /** Applies a membership event to a server → joined-user-count map (`before` is the user's previous membership). */

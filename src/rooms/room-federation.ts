@@ -11,14 +11,18 @@ import type { Logger } from "pino";
 import { authorize } from "../auth-rules/index.js";
 import { Errcode, MatrixError } from "../core/errors.js";
 import type { Lpdu, Pdu, RoomEvent, RoomStateView } from "../core/events.js";
-import { computeEventId } from "../core/hashes.js";
+import { decodeBase64 } from "../core/base64.js";
+import { computeEventId, eventIdOfSignedBytes } from "../core/hashes.js";
 import { serverNameOf } from "../core/identifiers.js";
-import type { JsonObject } from "../core/json.js";
+import { isJsonObject, type JsonObject } from "../core/json.js";
+import { redact } from "../core/redaction.js";
 import { getRoomVersion, type RoomVersionRules } from "../core/room-versions.js";
-import type { SigningKey, VerifyKeyLookup } from "../core/signing.js";
+import type { Ed25519Verifier } from "../core/ed25519.js";
+import { signedBytesOf, type SigningKey, type VerifyKeyLookup } from "../core/signing.js";
 import { acceptLpdu, checkPduIntegrity, completeLpdu, receivePdu, type ServerIdentity } from "../room-dag/index.js";
 import type { Storage, StorageTx, StoredEvent } from "../storage/ports.js";
 import type { PlacedEvent, RoomHead, RoomWriter } from "./room-writer.js";
+import { createVerifyPool, type VerifyJob, type VerifyPool } from "./verify-pool.js";
 
 /** What became of one received (L)PDU: keyed by the event ID of the object as received. */
 export interface ReceiveResult {
@@ -37,6 +41,8 @@ export interface RoomFederationDeps {
   logger: Logger;
   now: () => number;
   notifyPlaced: (roomId: string, placed: PlacedEvent[]) => void;
+  /** Verifies a send_join answer's signatures on two cores; one is made here when not given. */
+  verifyPool?: VerifyPool;
 }
 
 export type MembershipChange = "join" | "leave" | "knock";
@@ -76,6 +82,9 @@ export interface RoomFederation {
   withRoom<T>(roomId: string, work: () => Promise<T>): Promise<T>;
 }
 
+/** Signatures handed to the verifying worker at a time while a send_join answer is checked. */
+const VERIFY_BLOCK = 1024;
+
 const stateKeyOf = (type: string, stateKey: string): string => `${type}\u0000${stateKey}`;
 
 /** The state view of a head (or nothing for a stub without `m.room.create`). */
@@ -86,6 +95,7 @@ function hasCreate(head: RoomHead): boolean {
 export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
   const { storage, writer, serverName, now, logger } = deps;
   const identity: ServerIdentity = { serverName, key: deps.signingKey };
+  const verifyPool = deps.verifyPool ?? createVerifyPool();
 
   function receivedIdOf(raw: JsonObject, rules: RoomVersionRules): string {
     try {
@@ -172,6 +182,128 @@ export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
 
   }
 
+  /**
+   * Steps 1–3 of every state event of a send_join answer. The signatures are collected while the
+   * events are checked and then verified all at once on two cores (verify-pool.ts); an event with
+   * any signature that does not verify is left out, as checkPduIntegrity would have dropped it.
+   */
+  async function checkStateIntegrity(roomId: string, rules: RoomVersionRules, hubServer: string, state: unknown[], keys: VerifyKeyLookup): Promise<RoomEvent[]> {
+    let jobs: VerifyJob[] = [];
+    let jobEvents: number[] = [];
+    // While this thread encodes events, the worker already verifies what is ready: three blocks
+    // in five go to it at once, the rest wait for the end (encoding costs this thread about a
+    // fifth of what verifying everything costs, so both threads finish together).
+    const handedOver: Array<{ events: number[]; verified: Promise<boolean[]> }> = [];
+    const kept: { jobs: VerifyJob[]; events: number[] } = { jobs: [], events: [] };
+    let blocks = 0;
+    const flush = (): void => {
+      if (blocks++ % 5 < 3) handedOver.push({ events: jobEvents, verified: verifyPool.verifyOnWorker(jobs) });
+      else {
+        kept.jobs.push(...jobs);
+        kept.events.push(...jobEvents);
+      }
+      jobs = [];
+      jobEvents = [];
+    };
+    let current = 0;
+    const deferred = new Map<Ed25519Verifier, Ed25519Verifier>();
+    const collectingKeys: VerifyKeyLookup = (entity, keyId) => {
+      const verifier = keys(entity, keyId);
+      if (verifier === undefined) return undefined;
+      let collecting = deferred.get(verifier);
+      if (collecting === undefined) {
+        collecting = {
+          publicKey: verifier.publicKey,
+          verify: (message, signature) => {
+            jobs.push({ verifier, message, signature });
+            jobEvents.push(current);
+            return true;
+          },
+        };
+        deferred.set(verifier, collecting);
+      }
+      return collecting;
+    };
+    const checked: Array<RoomEvent | undefined> = [];
+    for (const item of state) {
+      current = checked.length;
+      const outcome = checkPduIntegrity(item, { rules, keys: collectingKeys, roomId, hubServer });
+      if (outcome.action === "drop") logger.warn({ room_id: roomId, reason: outcome.reason }, "send_join: a state event failed its checks and was left out");
+      checked.push(outcome.action === "drop" ? undefined : outcome.event);
+      if (jobs.length >= VERIFY_BLOCK) flush();
+    }
+    kept.jobs.push(...jobs);
+    kept.events.push(...jobEvents);
+    const here = kept.jobs.map((job) => job.verifier.verify(job.message, job.signature));
+    const outcomes = [{ events: kept.events, verified: Promise.resolve(here) }, ...handedOver];
+    for (const { events, verified } of outcomes) {
+      (await verified).forEach((ok, j) => {
+        const index = events[j] as number;
+        if (ok || checked[index] === undefined) return;
+        logger.warn({ room_id: roomId, event_id: checked[index]?.eventId }, "send_join: a state event's signature does not verify; it was left out");
+        checked[index] = undefined;
+      });
+    }
+    return checked.filter((event): event is RoomEvent => event !== undefined);
+  }
+
+  /**
+   * Hub: the LPDUs' own IDs and their senders' signatures, verified on two cores before the
+   * pipeline runs (verify-pool.ts). An LPDU's ID and its signature cover the same bytes (the
+   * redacted LPDU without `signatures` and `unsigned`), so both come from one encoding. The lookup
+   * returned answers acceptLpdu's step 2 from these results for exactly the (key, bytes, signature)
+   * verified here, and verifies anything else itself.
+   */
+  async function preverifyLpdus(lpdus: readonly JsonObject[], rules: RoomVersionRules, keys: VerifyKeyLookup): Promise<{ receivedIds: string[]; keys: VerifyKeyLookup }> {
+    const jobs: VerifyJob[] = [];
+    const receivedIds = lpdus.map((raw) => {
+      let bytes: Uint8Array;
+      try {
+        bytes = signedBytesOf(redact(raw, rules.redaction), rules.canonicalJsonKeyOrder);
+      } catch {
+        return "$invalid";
+      }
+      const server = typeof raw.sender === "string" ? serverNameOf(raw.sender) : undefined;
+      const byKey = isJsonObject(raw.signatures) && server !== undefined ? raw.signatures[server] : undefined;
+      if (server !== undefined && isJsonObject(byKey)) {
+        for (const [keyId, encoded] of Object.entries(byKey)) {
+          const verifier = keys(server, keyId);
+          const signature = typeof encoded === "string" ? decodeBase64(encoded) : undefined;
+          if (verifier !== undefined && signature !== undefined) jobs.push({ verifier, message: bytes, signature });
+        }
+      }
+      return eventIdOfSignedBytes(bytes);
+    });
+    const verified = await verifyPool.verifyAll(jobs);
+    const known = new Map<Ed25519Verifier, Map<string, Uint8Array>>();
+    const signatureKey = (signature: Uint8Array): string => Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString("latin1");
+    jobs.forEach((job, j) => {
+      if (!verified[j]) return;
+      let byVerifier = known.get(job.verifier);
+      if (!byVerifier) known.set(job.verifier, (byVerifier = new Map()));
+      byVerifier.set(signatureKey(job.signature), job.message);
+    });
+    const memo = new Map<Ed25519Verifier, Ed25519Verifier>();
+    const lookup: VerifyKeyLookup = (entity, keyId) => {
+      const verifier = keys(entity, keyId);
+      const byVerifier = verifier === undefined ? undefined : known.get(verifier);
+      if (verifier === undefined || byVerifier === undefined) return verifier;
+      let answering = memo.get(verifier);
+      if (!answering) {
+        answering = {
+          publicKey: verifier.publicKey,
+          verify: (message, signature) => {
+            const seen = byVerifier.get(signatureKey(signature));
+            return (seen !== undefined && Buffer.compare(seen, message) === 0) || verifier.verify(message, signature);
+          },
+        };
+        memo.set(verifier, answering);
+      }
+      return answering;
+    };
+    return { receivedIds, keys: lookup };
+  }
+
   const federation: RoomFederation = {
     withRoom: (roomId, work) => writer.withRoom(roomId, work),
 
@@ -184,9 +316,11 @@ export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
     async acceptLpdus(roomId, origin, lpdus, keys) {
       return writer.withRoom(roomId, async () => {
         const head = await requireHostedHead(roomId);
-        const results: ReceiveResult[] = lpdus.map((raw) => ({ receivedId: receivedIdOf(raw, head.rules) }));
+        const checked = await preverifyLpdus(lpdus, head.rules, keys);
+        const results: ReceiveResult[] = checked.receivedIds.map((receivedId) => ({ receivedId }));
         // A retried LPDU (a transaction replayed after a crash, send_join retried) is placed once.
         const pending: number[] = [];
+        const completed = await storage.federation.getCompletedLpdus(checked.receivedIds);
         for (let i = 0; i < lpdus.length; i++) {
           const result = results[i] as ReceiveResult;
           const sender = (lpdus[i] as JsonObject).sender;
@@ -194,21 +328,22 @@ export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
             result.error = `sender ${String(sender)} does not belong to the sending server ${origin}`;
             continue;
           }
-          if ((await storage.federation.getCompletedLpdu(result.receivedId)) !== undefined) continue;
+          if (completed.has(result.receivedId)) continue;
           pending.push(i);
         }
         const { placed, refused } = await writer.appendBuiltLocked(
           head,
           pending.map((i) => ({
             build: (tip) => {
-              const outcome = acceptLpdu(lpdus[i], { rules: head.rules, keys, tip, hub: identity, roomId });
+              const outcome = acceptLpdu(lpdus[i], { rules: head.rules, keys: checked.keys, tip, hub: identity, roomId });
               if (outcome.action === "accept") return { ok: true, event: outcome.event };
               const rule = outcome.rule === undefined ? "" : ` (auth rule ${outcome.rule})`;
               return { ok: false, error: new MatrixError(Errcode.FORBIDDEN, 403, `${outcome.reason}${rule}`) };
             },
           })),
           async (tx, placedEvents) => {
-            for (const p of placedEvents) await tx.federation.putCompletedLpdu((results[pending[p.index] as number] as ReceiveResult).receivedId, p.event.eventId, origin, now());
+            const rows = placedEvents.map((p) => ({ lpduId: (results[pending[p.index] as number] as ReceiveResult).receivedId, eventId: p.event.eventId }));
+            await tx.federation.putCompletedLpdus(rows, origin, now());
           },
         );
         for (const p of placed) (results[pending[p.index] as number] as ReceiveResult).placed = p;
@@ -270,10 +405,13 @@ export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
       const chain = new Map<string, Pdu>();
       let wanted = state.flatMap((e) => e.pdu.auth_events ?? []);
       while (wanted.length > 0) {
+        // One read per level for what the state does not hold (old memberships' auth events).
+        const missing = wanted.filter((id) => !chain.has(id) && !inState.has(id));
+        const stored = new Map((missing.length > 0 ? await storage.events.getEvents(missing) : []).map((e) => [e.eventId, e.pdu]));
         const next: string[] = [];
         for (const id of wanted) {
           if (chain.has(id)) continue;
-          const pdu = inState.get(id) ?? (await storage.events.getEvent(id))?.pdu;
+          const pdu = inState.get(id) ?? stored.get(id);
           if (!pdu) continue;
           chain.set(id, pdu);
           next.push(...(pdu.auth_events ?? []));
@@ -295,15 +433,7 @@ export function createRoomFederation(deps: RoomFederationDeps): RoomFederation {
     async applyJoin(roomId, roomVersion, hubServer, state, raw, keys) {
       const rules = getRoomVersion(roomVersion);
       if (!rules || rules.authRules !== "linearized") throw new MatrixError(Errcode.INCOMPATIBLE_ROOM_VERSION, 400, `room version ${roomVersion} is not supported`);
-      const checkedState: RoomEvent[] = [];
-      for (const item of state) {
-        const checked = checkPduIntegrity(item, { rules, keys, roomId, hubServer });
-        if (checked.action === "drop") {
-          logger.warn({ room_id: roomId, reason: checked.reason }, "send_join: a state event failed its checks and was left out");
-          continue;
-        }
-        checkedState.push(checked.event);
-      }
+      const checkedState = await checkStateIntegrity(roomId, rules, hubServer, state, keys);
       const byKey = new Map<string, RoomEvent>();
       for (const event of checkedState) if (event.pdu.state_key !== undefined) byKey.set(stateKeyOf(event.pdu.type, event.pdu.state_key), event);
       const stateView: RoomStateView = { get: (type, stateKey) => byKey.get(stateKeyOf(type, stateKey)) };

@@ -13,6 +13,7 @@ import { membershipOf, powerLevelsFrom } from "../auth-rules/index.js";
 import { buildLpdu, type EventDraft } from "../room-dag/index.js";
 import type { ClientTxnsRepo, Storage } from "../storage/ports.js";
 import type { FederationFanout } from "./fanout.js";
+import type { VerifyPool } from "./verify-pool.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
 import { planRoomCreation, type CreateRoomRequest } from "./create-room.js";
 import { EventDecorator, type Viewer } from "./event-decorator.js";
@@ -34,6 +35,8 @@ export interface RoomServiceDeps {
   now: () => number;
   /** Wakes the outbound federation queues after a hub event committed. */
   fanout?: FederationFanout;
+  /** Verifies big batches of signatures on a second core (one per server; app/ closes it). */
+  verifyPool?: VerifyPool;
   /** Shared with the sync engine so the sending device sees `transaction_id`. */
   transactions?: TransactionEchoes;
   /** Shared with the sync engine; the room writer keeps it current. */
@@ -249,7 +252,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
     return reason === undefined ? content : { ...content, reason };
   }
 
-  const federation = createRoomFederation({ serverName, signingKey: deps.signingKey, storage, writer, logger, now, notifyPlaced });
+  const federation = createRoomFederation({ serverName, signingKey: deps.signingKey, storage, writer, logger, now, notifyPlaced, ...(deps.verifyPool ? { verifyPool: deps.verifyPool } : {}) });
 
   /** Whether this server takes part in a room hosted elsewhere: it holds its state and has a joined user. */
   function participating(head: RoomHead): boolean {

@@ -19,7 +19,7 @@ import type { RoomRow, Storage, StorageTx } from "../storage/ports.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
 import type { SyncNotifier } from "../client-api/contracts.js";
 import type { FederationFanout } from "./fanout.js";
-import { applyMembership, destinationsOf } from "./fanout.js";
+import { applyMembership, destinationsOf, type FanoutEvent } from "./fanout.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { MembershipIndex } from "./membership-index.js";
 import type { RecentEvents } from "./recent-events.js";
@@ -205,6 +205,7 @@ export class RoomWriter {
       if (event.eventId === eventId) head.state.set(key, { eventId, pdu: redactedPdu });
     }
     this.deps.recentEvents.redact(head.roomId, eventId, redactedBy, redactedPdu);
+    this.deps.fanout?.redacted(eventId, redactedPdu);
   }
 
   redactedCopy(head: RoomHead, event: RoomEvent): RoomEvent["pdu"] {
@@ -302,6 +303,7 @@ export class RoomWriter {
       built.push({ event, softFailed, index, destinations });
     }
     if (built.length === 0) return [];
+    const fanned: FanoutEvent[] = [];
     // Step 6: one transaction, positions allocated in order so the stream follows the room order.
     const placed = await streams.withPositions(built.length, async (positions) => {
       const placed: PlacedEvent[] = built.map(({ event, softFailed, index }, i) => ({ event, roomSeq: head.lastSeq + 1 + i, streamPos: positions[i] as number, index, ...(softFailed ? { softFailed } : {}) }));
@@ -312,10 +314,12 @@ export class RoomWriter {
       }
       await storage.transaction(async (tx) => {
         if (roomRow) await tx.events.createRoom(roomRow);
-        for (const { event, roomSeq, streamPos, softFailed } of placed) {
-          await tx.events.appendEvent({ eventId: event.eventId, pdu: event.pdu, roomSeq, streamPos, ...(softFailed ? { softFailed } : {}) });
-        }
+        // One multi-row write for the batch (a replica's send_join state is thousands of events).
+        await tx.events.appendEvents(placed.map(({ event, roomSeq, streamPos, softFailed }) => ({ eventId: event.eventId, pdu: event.pdu, roomSeq, streamPos, ...(softFailed ? { softFailed } : {}) })));
         const outbox = built.flatMap(({ event, destinations }, i) => destinations.map((destination) => ({ destination, streamPos: positions[i] as number, eventId: event.eventId })));
+        built.forEach(({ event, destinations }, i) => {
+          if (destinations.length > 0) fanned.push({ streamPos: positions[i] as number, eventId: event.eventId, pdu: event.pdu, destinations: new Set(destinations) });
+        });
         if (outbox.length > 0) await tx.federation.enqueuePdus(outbox);
         for (const r of redactions) await tx.events.redactEvent(r.targetId, r.redactionId, r.redactedPdu);
         await persistExtra?.(tx, placed);
@@ -333,8 +337,7 @@ export class RoomWriter {
       afterCommit?.(placed);
       return placed;
     });
-    const woken = new Set(built.flatMap((b) => b.destinations));
-    if (woken.size > 0) fanout?.wake(woken);
+    if (fanned.length > 0) fanout?.queued(fanned);
     return placed;
   }
 

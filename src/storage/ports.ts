@@ -121,7 +121,14 @@ export interface EventsRepo {
    * the room's next one: the room service is the single writer of each room.
    */
   appendEvent(event: AppendEvent): Promise<void>;
+  /**
+   * appendEvent for consecutive events of one room, in order, in a few multi-row statements (a
+   * replica created from a send_join answer holds thousands). All or nothing; the same refusals.
+   */
+  appendEvents(events: readonly AppendEvent[]): Promise<void>;
   getEvent(eventId: string): Promise<StoredEvent | undefined>;
+  /** getEvent for many IDs at once (an auth chain): the events found, in no particular order. */
+  getEvents(eventIds: readonly string[]): Promise<StoredEvent[]>;
   /** The last event of a room (highest roomSeq), if any. */
   getLastEvent(roomId: string): Promise<StoredEvent | undefined>;
   /**
@@ -366,17 +373,18 @@ export interface FederationRepo {
   enqueuePdus(rows: OutboxPduRow[]): Promise<void>;
   /**
    * The destination's queued PDUs, ascending by stream position, at most `limit`. An event's PDU
-   * object may be the one an earlier call returned (for another destination): read-only.
+   * object may be the one an earlier call returned (for another destination): read-only. With
+   * `afterPos`, only those after it (the sender's own cursor, ahead of the stored one between writes).
    */
-  peekPdus(destination: string, limit: number): Promise<OutboxPdu[]>;
+  peekPdus(destination: string, limit: number, afterPos?: number): Promise<OutboxPdu[]>;
   /**
    * Removes the destination's queued PDUs with streamPos <= upToPos (acknowledged); never moves
-   * its queue backwards. Now and then also runs pruneOutbox.
+   * its queue backwards.
    */
   ackPdus(destination: string, upToPos: number): Promise<void>;
   /**
    * Deletes the stored events every destination they were queued for has acknowledged; returns
-   * how many. ackPdus calls it every few dozen acknowledgements; the queues do not depend on it.
+   * how many. The outbound queues call it now and then; sending does not depend on it.
    */
   pruneOutbox(): Promise<number>;
   enqueueEdus(edus: Array<{ destination: string; edu: JsonObject }>): Promise<void>;
@@ -402,6 +410,10 @@ export interface FederationRepo {
   /** Hub side: the LPDU (by the event ID computed over the LPDU as received) became `eventId`. */
   putCompletedLpdu(lpduId: string, eventId: string, origin: string, ts: number): Promise<void>;
   getCompletedLpdu(lpduId: string): Promise<string | undefined>;
+  /** putCompletedLpdu for many LPDUs in one statement (a hub's `/send` batch). */
+  putCompletedLpdus(rows: ReadonlyArray<{ lpduId: string; eventId: string }>, origin: string, ts: number): Promise<void>;
+  /** getCompletedLpdu for many LPDUs: LPDU ID -> event ID, for those completed already. */
+  getCompletedLpdus(lpduIds: readonly string[]): Promise<Map<string, string>>;
 
   /** Participant side: the hub appended an event the rules forbid. */
   addHubViolation(row: HubViolationRow): Promise<void>;

@@ -7,6 +7,7 @@ import { jest } from "@jest/globals";
 import type { JsonObject } from "../../src/core/json.js";
 import { signRequest } from "../../src/federation/transport/x-matrix.js";
 import { freePort, startTestServer, type TestServer } from "../support/test-server.js";
+import { waitFor } from "../support/wait.js";
 
 jest.setTimeout(60_000);
 
@@ -21,16 +22,6 @@ let carol: Session;
 let roomId: string;
 const federation = { allowInsecureHttp: true, trustedKeyServers: [], outbound: { backoff: { initialMs: 100, maxMs: 1_000 } } };
 const q = encodeURIComponent;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** The ephemeral events of `room` in an initial sync of `user` on `server`. */
 async function ephemeralOf(server: TestServer, user: Session, room: string): Promise<Array<{ type: string; content: any }>> {

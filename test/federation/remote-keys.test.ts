@@ -12,6 +12,7 @@ import type { JsonObject } from "../../src/core/json.js";
 import { signJson, verifyJsonSignatures, type SigningKey } from "../../src/core/signing.js";
 import { signRequest } from "../../src/federation/transport/x-matrix.js";
 import { freePort, startTestServer, type TestServer } from "../support/test-server.js";
+import { waitFor } from "../support/wait.js";
 
 jest.setTimeout(60_000);
 
@@ -29,16 +30,6 @@ let fallbackKey: { keyId: string; key: JsonObject };
 const federation = { allowInsecureHttp: true, trustedKeyServers: [], outbound: { backoff: { initialMs: 100, maxMs: 1_000 } } };
 const q = encodeURIComponent;
 const ALGORITHM = "signed_curve25519";
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** A key object signed by the device, as clients upload them (Client-Server API "Key algorithms"). */
 function signedKey(extra: JsonObject = {}): JsonObject {

@@ -3,6 +3,7 @@
 // that A completes and fans out, invites of B's users are countersigned by B.
 import { jest } from "@jest/globals";
 import { freePort, startTestServer, type TestServer } from "../support/test-server.js";
+import { waitFor } from "../support/wait.js";
 
 jest.setTimeout(60_000);
 
@@ -24,16 +25,6 @@ afterAll(async () => {
 async function logOf(server: TestServer, roomId: string): Promise<string[]> {
   const events = await server.homeserver.storage.events.getRoomEvents(roomId, { direction: "forward", limit: 10_000 });
   return events.map((e) => e.eventId);
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 test("a user of B joins a public room on A; messages flow both ways and the logs agree", async () => {

@@ -330,4 +330,21 @@ describe("a participant receiving a tampered PDU from its hub", () => {
     const seen = messages.body.chunk.find((e: { event_id: string }) => e.event_id === original.eventId);
     expect(seen?.content).toEqual({});
   });
+
+  test("B keeps an event its hub appended against the rules out of state and records it for the admins", async () => {
+    const room = await publicRoomJoinedByBob();
+    // A message by a user of A who never joined: the auth rules refuse it; a correct hub never appends it.
+    const draft = { room_id: room, type: "m.room.message", sender: `@mallory:${a.serverName}`, content: { msgtype: "m.text", body: "not a member" }, origin_server_ts: Date.now() };
+    const forbidden = buildHubEvent(draft, await tipOnA(room), { serverName: a.serverName, key: a.signingKey }, rules);
+    const answer = await sendAsA([forbidden.pdu]);
+    expect(answer.status).toBe(200);
+    const stored = await b.homeserver.storage.events.getEvent(forbidden.eventId);
+    expect(stored?.softFailed).toBe(true);
+    const violations = await b.homeserver.storage.federation.listHubViolations(room);
+    expect(violations).toEqual([expect.objectContaining({ roomId: room, eventId: forbidden.eventId, hubServer: a.serverName })]);
+    expect(violations[0]?.reason).toMatch(/auth rule/);
+    // Bob's client never sees it.
+    const messages = await b.request("GET", `/_matrix/client/v3/rooms/${q(room)}/messages?dir=b&limit=5`, { token: bob.accessToken });
+    expect(messages.body.chunk.map((e: { event_id: string }) => e.event_id)).not.toContain(forbidden.eventId);
+  });
 });

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { openStorage } from "../../src/storage/index.js";
+import { waitFor } from "../support/wait.js";
 import { freePort, startTestServer, type TestServer } from "../support/test-server.js";
 
 jest.setTimeout(180_000);
@@ -104,16 +105,6 @@ class HubProcess {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 async function logOf(server: TestServer, roomId: string): Promise<string[]> {
   return (await server.homeserver.storage.events.getRoomEvents(roomId, { direction: "forward", limit: 100_000 })).map((e) => e.eventId);
 }
@@ -179,7 +170,7 @@ test("hub and two participants: 1,000 messages, a hub SIGKILL, a kick", async ()
   await waitFor("B and C to hold every message", async () => {
     const [logB, logC] = [await logOf(b, roomId), await logOf(c, roomId)];
     return accepted.every((id) => logB.includes(id) && logC.includes(id)) ? true : undefined;
-  });
+  }, 60_000);
 
   // The hub dies with SIGKILL while all three keep sending, and comes back.
   const before = accepted.length;
@@ -197,7 +188,7 @@ test("hub and two participants: 1,000 messages, a hub SIGKILL, a kick", async ()
   await waitFor("the participants to converge", async () => {
     const [logB, logC] = [await logOf(b, roomId), await logOf(c, roomId)];
     return accepted.every((id) => logB.includes(id) && logC.includes(id)) && logB.at(-1) === logC.at(-1) ? true : undefined;
-  });
+  }, 60_000);
 
   // Alice kicks Carol, C's only user: C hears of the kick, and of nothing after it.
   const kicked = await hub.request("POST", `/_matrix/client/v3/rooms/${room}/kick`, { token: alice.accessToken, body: { user_id: carol.userId } });
@@ -205,9 +196,9 @@ test("hub and two participants: 1,000 messages, a hub SIGKILL, a kick", async ()
   await waitFor("the kick on C", async () => {
     const member = await c.homeserver.storage.events.getCurrentStateEvent(roomId, "m.room.member", carol.userId);
     return member?.pdu.content.membership === "leave" ? true : undefined;
-  });
+  }, 60_000);
   const after = await hub.request("PUT", `/_matrix/client/v3/rooms/${room}/send/m.room.message/after-kick`, { token: alice.accessToken, body: { msgtype: "m.text", body: "after" } });
-  await waitFor("the message after the kick on B", async () => ((await b.homeserver.storage.events.getEvent(after.body.event_id)) ? true : undefined));
+  await waitFor("the message after the kick on B", async () => ((await b.homeserver.storage.events.getEvent(after.body.event_id)) ? true : undefined), 60_000);
   await sleep(500);
   expect(await c.homeserver.storage.events.getEvent(after.body.event_id)).toBeUndefined();
 

@@ -8,6 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { jest } from "@jest/globals";
 import type { FederationSettings } from "../../src/federation/transport/settings.js";
+import { waitFor } from "../support/wait.js";
 import { freePort, startTestServer, type TestServer } from "../support/test-server.js";
 import { createTestPki, type TestPki } from "./transport/test-pki.js";
 
@@ -45,16 +46,6 @@ afterAll(async () => {
   pki?.remove();
 });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 test("a user of B joins a public room on A over HTTPS, and A's message reaches B", async () => {
   // The federation port is TLS only: nothing there speaks plain HTTP, so the join below cannot
   // have gone over plain HTTP to it.
@@ -79,7 +70,7 @@ test("a user of B joins a public room on A over HTTPS, and A's message reaches B
 
   const sent = await a.request("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/tls1`, { token: alice.accessToken, body: { msgtype: "m.text", body: "hello over TLS" } });
   expect(sent.status).toBe(200);
-  const onB = await waitFor("A's message on B", async () => (await b.homeserver.storage.events.getEvent(sent.body.event_id)) ?? undefined);
+  const onB = await waitFor("A's message on B", async () => (await b.homeserver.storage.events.getEvent(sent.body.event_id)) ?? undefined, 15_000);
   expect(onB.pdu.content.body).toBe("hello over TLS");
 
   // And B's client sees it.

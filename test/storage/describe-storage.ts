@@ -3,6 +3,7 @@
 import { jest } from "@jest/globals";
 import { migrateDatabase, openStorage, type DatabaseSettings } from "../../src/storage/index.js";
 import { createKnex } from "../../src/storage/knex/connection.js";
+import type { Pdu } from "../../src/core/events.js";
 import type { JsonObject } from "../../src/core/json.js";
 import type { DestinationRow, Storage, StorageRepos } from "../../src/storage/ports.js";
 import {
@@ -270,6 +271,65 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         await storage.events.appendEvent(at(2, "$ok"));
         expect((await storage.events.getLastEvent("!r:x"))?.eventId).toBe("$ok");
         expect((await storage.events.getCurrentStateEvent("!r:x", "m.room.name", ""))?.eventId).toBe("$ok");
+      });
+
+      it("appends a batch as appendEvent would one by one, and refuses a batch that does not follow the log", async () => {
+        // The same history in two rooms: one event at a time in !one, in two batches in !two.
+        const history = (roomId: string): Pdu[] => [
+          createEvent(roomId),
+          memberEvent(roomId, alice, "join"),
+          nameEvent(roomId, "A"),
+          memberEvent(roomId, bob, "join"),
+          messageEvent(roomId, "hi"),
+          memberEvent(roomId, bob, "leave"),
+          nameEvent(roomId, "B"),
+          memberEvent(roomId, bob, "invite"),
+        ];
+        const one = await newRoom("!one:x");
+        await one.append(storage, history("!one:x"));
+        await storage.events.createRoom(room("!two:x"));
+        await storage.events.forgetRoom(bob, "!two:x");
+        const batch = history("!two:x").map((pdu, roomSeq) => ({ eventId: `$two-${roomSeq}`, pdu, roomSeq, streamPos: nextPos(), ...(roomSeq === 6 ? { softFailed: true } : {}) }));
+        await storage.events.appendEvents(batch.slice(0, 3));
+        await storage.events.appendEvents([]);
+        await storage.events.appendEvents(batch.slice(3));
+
+        const summary = async (roomId: string, tag: string) => {
+          const strip = (list: Array<{ eventId: string }>) => list.map((e) => e.eventId.replace(tag, "")).sort();
+          const before = [];
+          for (let seq = 0; seq <= 8; seq++) before.push(strip(await storage.events.getStateBefore(roomId, seq)));
+          return { current: strip(await storage.events.getCurrentState(roomId)), before, joined: await storage.events.getMembers(roomId, "join"), invited: await storage.events.getMembers(roomId, "invite") };
+        };
+        // The soft-failed second name (seq 6) stays out of state in !two only.
+        const expected = await summary("!one:x", "$one-");
+        expected.current = expected.current.map((id) => (id === "6" ? "2" : id)).sort();
+        expected.before = expected.before.map((ids, seq) => (seq >= 7 ? ids.map((id) => (id === "6" ? "2" : id)).sort() : ids));
+        expect(await summary("!two:x", "$two-")).toEqual(expected);
+        expect(await storage.events.getEvent("$two-6")).toMatchObject({ roomSeq: 6, softFailed: true });
+        expect(ids(await storage.events.getRoomEvents("!two:x", { direction: "forward", limit: 20 }))).toEqual(batch.map((e) => e.eventId));
+        // bob's invite undid his forgetting the room.
+        expect(await storage.events.isRoomForgotten(bob, "!two:x")).toBe(false);
+
+        // A batch that repeats a seq, leaves a gap or strays into another room stores nothing.
+        const next = (roomSeq: number, eventId: string, roomId = "!two:x") => ({ eventId, pdu: nameEvent(roomId, eventId), roomSeq, streamPos: nextPos() });
+        await expect(storage.events.appendEvents([next(7, "$dup")])).rejects.toThrow(/expects room_seq 8/);
+        await expect(storage.events.appendEvents([next(8, "$a"), next(10, "$gap")])).rejects.toThrow(/expects room_seq 9/);
+        await expect(storage.events.appendEvents([next(8, "$b"), next(9, "$other", "!one:x")])).rejects.toThrow(/not in room/);
+        for (const id of ["$dup", "$a", "$gap", "$b", "$other"]) expect(await storage.events.getEvent(id)).toBeUndefined();
+        expect((await storage.events.getCurrentStateEvent("!two:x", "m.room.name", ""))?.eventId).toBe("$two-2");
+      });
+
+      it("reads many events by ID at once, skipping unknown IDs and repeats", async () => {
+        const log = await newRoom("!g:x");
+        const appended = await log.append(storage, [createEvent("!g:x"), memberEvent("!g:x", alice, "join"), nameEvent("!g:x", "A")]);
+        await storage.events.redactEvent("$g-2", "$g-1", nameEvent("!g:x", ""));
+        const found = await storage.events.getEvents(["$g-2", "$nope", "$g-0", "$g-2"]);
+        expect(found.sort((x, y) => x.roomSeq - y.roomSeq)).toEqual([await storage.events.getEvent("$g-0"), await storage.events.getEvent("$g-2")]);
+        expect(found[1]).toMatchObject({ eventId: "$g-2", redactedBy: "$g-1" });
+        expect(found[0]?.pdu).toEqual(appended[0]?.pdu);
+        expect(await storage.events.getEvents([])).toEqual([]);
+        const many = Array.from({ length: 1_100 }, (_, i) => `$missing${i}`);
+        expect(await storage.events.getEvents([...many, "$g-1"])).toHaveLength(1);
       });
 
       it("remembers forgotten rooms until the user joins, is invited or knocks again", async () => {
@@ -991,6 +1051,34 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         await storage.federation.putCompletedLpdu("$lpdu1", "$other", hs1, 3_000);
         expect(await storage.federation.getCompletedLpdu("$lpdu1")).toBe("$event1");
         expect(await storage.federation.getCompletedLpdu("$lpdu2")).toBe("$event2");
+      });
+
+      it("records and finds completed LPDUs in batches; the first completion still stands", async () => {
+        await storage.federation.putCompletedLpdu("$b1", "$first", hs1, 1_000);
+        await storage.federation.putCompletedLpdus([], hs1, 1_500);
+        await storage.federation.putCompletedLpdus(
+          [
+            { lpduId: "$b1", eventId: "$again" },
+            { lpduId: "$b2", eventId: "$e2" },
+            { lpduId: "$b3", eventId: "$e3" },
+          ],
+          hs2,
+          2_000,
+        );
+        expect(await storage.federation.getCompletedLpdus(["$b1", "$b2", "$b3", "$b2", "$unknown"])).toEqual(
+          new Map([
+            ["$b1", "$first"],
+            ["$b2", "$e2"],
+            ["$b3", "$e3"],
+          ]),
+        );
+        expect(await storage.federation.getCompletedLpdus([])).toEqual(new Map());
+        // More IDs than one statement binds.
+        const many = Array.from({ length: 1_203 }, (_, i) => ({ lpduId: `$m${i}`, eventId: `$x${i}` }));
+        await storage.federation.putCompletedLpdus(many, hs1, 3_000);
+        const found = await storage.federation.getCompletedLpdus(many.map((row) => row.lpduId));
+        expect(found.size).toBe(1_203);
+        expect(found.get("$m1202")).toBe("$x1202");
       });
 
       it("records hub violations, listed by room or all, in the order found", async () => {

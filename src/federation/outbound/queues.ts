@@ -15,7 +15,9 @@ import type { FederationClient, FederationResponse } from "../transport/client.j
 import { FederationRequestError } from "../transport/errors.js";
 import { retryDelayMs, type BackoffSettings } from "./backoff.js";
 import { DEFAULT_PDU_CACHE_ENTRIES, PduCache } from "./pdu-cache.js";
-import { failedPdusOf, MAX_EDUS_PER_TXN, MAX_PDUS_PER_TXN, sendPath, transactionBody } from "./transaction.js";
+import { canonicalTransactionBody, failedPdusOf, MAX_EDUS_PER_TXN, MAX_PDUS_PER_TXN, sendPath } from "./transaction.js";
+import { OutboxRing } from "./ring.js";
+import { encodeCanonicalJson } from "../../core/canonical-json.js";
 import type { LpduResult, OutboundQueues } from "./types.js";
 
 export interface OutboundQueueSettings {
@@ -26,6 +28,12 @@ export interface OutboundQueueSettings {
   requestTimeoutMs: number;
   /** Events whose sent PDU object is shared by every destination (see pdu-cache.ts). */
   pduCacheEntries: number;
+  /**
+   * The transactions per second all destinations together aim at when busy: a partial transaction
+   * (not full, no LPDUs) to one of N sending destinations waits until N / this seconds after the
+   * previous one to it.
+   */
+  maxTxnsPerSecond: number;
 }
 
 export const DEFAULT_OUTBOUND_QUEUE_SETTINGS: OutboundQueueSettings = {
@@ -34,6 +42,7 @@ export const DEFAULT_OUTBOUND_QUEUE_SETTINGS: OutboundQueueSettings = {
   backoff: { initialMs: 500, maxMs: 15 * 60_000 },
   requestTimeoutMs: 30_000,
   pduCacheEntries: DEFAULT_PDU_CACHE_ENTRIES,
+  maxTxnsPerSecond: 1_000,
 };
 
 export interface OutboundQueuesDeps {
@@ -51,6 +60,15 @@ export interface OutboundQueuesDeps {
 
 /** How stale a healthy destination's persisted lastSuccessTs may get. */
 const SUCCESS_TS_REFRESH_MS = 60_000;
+
+/** How often the outbox is pruned of events every destination has. */
+const PRUNE_INTERVAL_MS = 30_000;
+
+/** The longest a partial transaction waits to fill up (see maxTxnsPerSecond). */
+const MAX_LINGER_MS = 1_000;
+
+/** How often a busy destination's PDU cursor is written (see recordSuccess). */
+const CURSOR_PERSIST_MS = 1_000;
 
 /** When queued PDUs were above the visible stream position, how soon to look again. */
 const HELD_BACK_RETRY_MS = 20;
@@ -79,7 +97,8 @@ interface QueuedLpdu {
 /** A transaction built once and sent, as is, until a 200. */
 interface PendingTxn {
   txnId: string;
-  body: JsonObject;
+  /** Canonical JSON: sent as is and signed without encoding it again. */
+  body: string;
   lpdus: QueuedLpdu[];
   /** Stream position of the last queued PDU in it (what a 200 acknowledges), if any. */
   lastStreamPos: number | undefined;
@@ -108,6 +127,13 @@ interface DestinationState {
   timer: NodeJS.Timeout | undefined;
   /** The sending loop, while one runs. */
   loop: Promise<void> | undefined;
+  /** Everything queued for it up to here was sent (in memory; see ackDue). Undefined: not known yet. */
+  cursor: number | undefined;
+  /** The cursor as last written to the database. */
+  persistedCursor: number | undefined;
+  lastPersistTs: number;
+  /** When the last transaction was sent (for minTxnIntervalMs). */
+  lastSentTs: number;
 }
 
 export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
@@ -117,6 +143,13 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
   const logger = deps.logger;
   const repo = storage.federation;
   const pduCache = new PduCache(settings.pduCacheEntries);
+  // What the writer queued since start-up; positions up to the visible one at start are in the
+  // database outbox only.
+  // Without the stream's visible position (unit tests that queue rows straight into storage) there
+  // is no ring: everything is read from the database.
+  const ring = new OutboxRing(deps.visiblePos ? deps.visiblePos() : Number.POSITIVE_INFINITY);
+  // The canonical JSON of each PDU object the cache hands out (a redacted copy is a new object).
+  const canonicalOfPdu = new WeakMap<object, string>();
   const states = new Map<string, DestinationState>();
   // Transaction IDs need only be unique per sender and endpoint (LM draft "Transaction
   // Identifiers"); the start-up time, with a nonce in case the clock went back, keeps them unique
@@ -124,6 +157,7 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
   const txnIdPrefix = `${now()}.${randomBytes(3).toString("hex")}.`;
   let txnCounter = 0;
   let closed = false;
+  let pruneTimer: NodeJS.Timeout | undefined;
 
   function stateOf(destination: string): DestinationState {
     let state = states.get(destination);
@@ -142,10 +176,25 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
         woken: false,
         timer: undefined,
         loop: undefined,
+        cursor: undefined,
+        persistedCursor: undefined,
+        lastPersistTs: 0,
+        lastSentTs: 0,
       };
       states.set(destination, state);
     }
     return state;
+  }
+
+  // Counted at most every 50 ms: hundreds of destinations ask for it on every transaction.
+  let sending = { count: 0, ts: -Infinity };
+  function sendingCount(): number {
+    if (now() - sending.ts >= 50) {
+      let count = 0;
+      for (const state of states.values()) if (state.phase === "sending") count++;
+      sending = { count, ts: now() };
+    }
+    return sending.count;
   }
 
   function wake(destinations: Iterable<string>): void {
@@ -204,8 +253,21 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
       while (!closed) {
         if (state.pending === undefined) {
           state.woken = false;
-          state.pending = await buildTxn(state);
+          let built = await buildTxn(state);
+          // Under load, fuller transactions: a partial one without LPDUs (no client waits on it)
+          // waits until the destination's share of the server's transaction rate allows it (the
+          // more destinations are sending, the longer), and what arrives meanwhile joins it. A
+          // server talking to a few others waits a millisecond or two at most.
+          const spacing = Math.min(MAX_LINGER_MS, (sendingCount() * 1000) / settings.maxTxnsPerSecond);
+          const wait = spacing - (now() - state.lastSentTs);
+          if (built !== undefined && !built.full && built.lpdus.length === 0 && wait > 0) {
+            await new Promise((resolve) => setTimeout(resolve, wait));
+            if (closed) break;
+            built = await buildTxn(state);
+          }
+          state.pending = built;
           if (state.pending === undefined) {
+            await persistCursor(state);
             if (state.woken || state.lpdus.length > 0) continue;
             break;
           }
@@ -244,23 +306,13 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
     // reads succeeded, so a storage error cannot drop them.
     const lpduCount = Math.min(state.lpdus.length, settings.maxPdusPerTxn);
     const pduRoom = settings.maxPdusPerTxn - lpduCount;
-    const [peeked, edus] = await Promise.all([
-      pduRoom > 0 ? repo.peekPdus(state.name, pduRoom) : Promise.resolve<OutboxPdu[]>([]),
-      repo.peekEdus(state.name, settings.maxEdusPerTxn),
-    ]);
-    // Only positions every lower one of which has committed: acknowledging past a position still
-    // in flight (PostgreSQL commits in parallel) would skip its event when it lands. What is held
-    // back is looked at again shortly.
-    const visible = deps.visiblePos?.() ?? Number.MAX_SAFE_INTEGER;
-    const queued = peeked.filter((pdu) => pdu.streamPos <= visible);
-    if (queued.length < peeked.length) setTimeout(() => wake([state.name]), HELD_BACK_RETRY_MS).unref();
+    const [queued, edus] = await Promise.all([pduRoom > 0 ? queuedPdus(state, pduRoom) : Promise.resolve([]), repo.peekEdus(state.name, settings.maxEdusPerTxn)]);
     const lpdus = state.lpdus.splice(0, lpduCount);
     if (lpdus.length === 0 && queued.length === 0 && edus.length === 0) return undefined;
-    const pdus: JsonObject[] = lpdus.map((item) => item.lpdu);
-    for (const item of queued) pdus.push(pduCache.intern(item.eventId, item.pdu) as unknown as JsonObject);
+    const pdus = [...lpdus.map((item) => encodeCanonicalJson(item.lpdu, "utf16")), ...queued.map((pdu) => pdu.canonical)];
     return {
       txnId: `${txnIdPrefix}${++txnCounter}`,
-      body: transactionBody(serverName, now(), pdus, edus.map((e: OutboxEdu) => e.edu)),
+      body: canonicalTransactionBody(serverName, now(), pdus, edus.map((e: OutboxEdu) => encodeCanonicalJson(e.edu, "utf16"))),
       lpdus,
       lastStreamPos: queued.at(-1)?.streamPos,
       lastEduId: edus.at(-1)?.id,
@@ -269,11 +321,38 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
     };
   }
 
+  /**
+   * The destination's next queued PDUs as canonical JSON: from the ring when it holds everything
+   * after the destination's cursor, else from the database outbox. Only positions every lower one
+   * of which has committed: acknowledging past a position still in flight (PostgreSQL commits in
+   * parallel) would skip its event when it lands; what is held back is looked at again shortly.
+   */
+  async function queuedPdus(state: DestinationState, limit: number): Promise<Array<{ streamPos: number; eventId: string; canonical: string }>> {
+    const visible = deps.visiblePos?.() ?? Number.MAX_SAFE_INTEGER;
+    if (state.cursor !== undefined && ring.covers(state.cursor)) {
+      const { events, heldBack } = ring.peek(state.name, state.cursor, visible, limit);
+      if (heldBack) setTimeout(() => wake([state.name]), HELD_BACK_RETRY_MS).unref();
+      return events;
+    }
+    const peeked = await repo.peekPdus(state.name, limit, state.cursor);
+    const ready = peeked.filter((pdu) => pdu.streamPos <= visible);
+    if (ready.length < peeked.length) setTimeout(() => wake([state.name]), HELD_BACK_RETRY_MS).unref();
+    // Nothing queued up to `visible` (read before the peek): the cursor may move there.
+    if (peeked.length === 0) state.cursor = Math.max(state.cursor ?? visible, visible);
+    return ready.map((item) => {
+      const pdu = pduCache.intern(item.eventId, item.pdu);
+      let canonical = canonicalOfPdu.get(pdu);
+      if (canonical === undefined) canonicalOfPdu.set(pdu, (canonical = encodeCanonicalJson(pdu as unknown as JsonObject, "utf16")));
+      return { streamPos: item.streamPos, eventId: item.eventId, canonical };
+    });
+  }
+
   /** Sends the transaction once. Returns why it failed, or undefined on a 200. */
   async function attempt(state: DestinationState, txn: PendingTxn): Promise<string | undefined> {
     let response: FederationResponse;
     try {
-      response = await client.request(state.name, "PUT", sendPath(txn.txnId), { body: txn.body, timeoutMs: settings.requestTimeoutMs });
+      state.lastSentTs = now();
+      response = await client.request(state.name, "PUT", sendPath(txn.txnId), { canonicalBody: txn.body, timeoutMs: settings.requestTimeoutMs });
     } catch (error) {
       if (error instanceof FederationRequestError) return `${error.failure}: ${error.message}`;
       throw error;
@@ -306,13 +385,33 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
     state.retryAtTs = null;
     state.lastError = null;
     if (writeRow) state.lastSuccessTs = successTs;
+    if (txn.lastStreamPos !== undefined) state.cursor = Math.max(state.cursor ?? txn.lastStreamPos, txn.lastStreamPos);
+    // The PDU cursor is written at most once a second while a destination is busy, and whenever
+    // its queue runs dry: after a crash it may resend up to a second of PDUs, which receivers
+    // recognise by event ID. EDUs are acknowledged with every transaction (they are rows).
+    const cursorDue = state.cursor !== undefined && state.cursor !== state.persistedCursor && (!txn.full || successTs - state.lastPersistTs >= CURSOR_PERSIST_MS);
+    if (!cursorDue && txn.lastEduId === undefined && !writeRow) return;
     const row = destinationRow(state);
+    const cursor = state.cursor;
     // One database transaction: on SQLite one commit for the acknowledgements and the row.
     await storage.transaction(async (tx) => {
-      if (txn.lastStreamPos !== undefined) await tx.federation.ackPdus(state.name, txn.lastStreamPos);
+      if (cursorDue && cursor !== undefined) await tx.federation.ackPdus(state.name, cursor);
       if (txn.lastEduId !== undefined) await tx.federation.ackEdus(state.name, txn.lastEduId);
       if (writeRow) await tx.federation.putDestination(row);
     });
+    if (cursorDue) {
+      state.persistedCursor = cursor;
+      state.lastPersistTs = successTs;
+    }
+  }
+
+  /** Writes a destination's cursor if it moved since it was last written (idle, shutdown). */
+  async function persistCursor(state: DestinationState): Promise<void> {
+    const cursor = state.cursor;
+    if (cursor === undefined || cursor === state.persistedCursor) return;
+    await repo.ackPdus(state.name, cursor);
+    state.persistedCursor = cursor;
+    state.lastPersistTs = now();
   }
 
   async function recordFailure(state: DestinationState, txn: PendingTxn, reason: string): Promise<void> {
@@ -355,6 +454,11 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
 
   return {
     async start() {
+      // The outbox keeps every event until every destination has it; drop what all have, now and then.
+      pruneTimer = setInterval(() => {
+        repo.pruneOutbox().catch((error: unknown) => logger.warn({ err: error }, "outbox pruning failed"));
+      }, PRUNE_INTERVAL_MS);
+      pruneTimer.unref();
       const destinations = await repo.destinationsWithBacklog();
       const rows = await Promise.all(destinations.map((destination) => repo.getDestination(destination)));
       destinations.forEach((destination, i) => {
@@ -370,6 +474,17 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
     },
 
     wake,
+
+    queued(events) {
+      ring.add(events);
+      const destinations = new Set<string>();
+      for (const event of events) for (const destination of event.destinations) destinations.add(destination);
+      wake(destinations);
+    },
+
+    redacted(eventId, pdu) {
+      ring.redacted(eventId, pdu);
+    },
 
     async queueEdus(edus) {
       if (edus.length === 0) return;
@@ -417,6 +532,7 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(pruneTimer);
       const loops: Array<Promise<void>> = [];
       for (const state of states.values()) {
         clearTimeout(state.timer);
@@ -426,6 +542,8 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
       let grace: NodeJS.Timeout | undefined;
       await Promise.race([Promise.allSettled(loops), new Promise<void>((resolve) => (grace = setTimeout(resolve, CLOSE_GRACE_MS)))]);
       clearTimeout(grace);
+      // Cursors that moved since they were last written: a restart then resends less.
+      for (const state of states.values()) await persistCursor(state).catch((error: unknown) => state.logger.warn({ err: error }, "cursor not saved at shutdown"));
       // Whatever the transactions in flight did not deliver will not be sent by this instance.
       for (const state of states.values()) {
         const shutdown = new FederationRequestError(state.name, "connect", "outbound federation shut down before the LPDUs were delivered");

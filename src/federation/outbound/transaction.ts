@@ -29,6 +29,16 @@ export function transactionBody(origin: string, originServerTs: number, pdus: Js
 }
 
 /**
+ * transactionBody as canonical JSON, spliced from the canonical JSON of each PDU and EDU (encoded
+ * once per event, shared by every destination): keys in RFC 8785 order (`edus` < `origin` <
+ * `origin_server_ts` < `pdus`).
+ */
+export function canonicalTransactionBody(origin: string, originServerTs: number, pdus: readonly string[], edus: readonly string[]): string {
+  const head = edus.length > 0 ? `{"edus":[${edus.join(",")}],` : "{";
+  return `${head}"origin":${JSON.stringify(origin)},"origin_server_ts":${originServerTs},"pdus":[${pdus.join(",")}]}`;
+}
+
+/**
  * `failed_pdus` of a 200 response: event ID (as sent, so an LPDU's own ID) -> error string. A
  * missing or malformed field means nothing failed; an entry without a string `error` still failed.
  */

@@ -15,6 +15,8 @@ export type { FederationFanout };
 export type LpduResult = { ok: true } | { ok: false; error: string };
 
 export interface OutboundQueues extends FederationFanout {
+  /** Rows for these destinations were queued (durably): send them. */
+  wake(destinations: Iterable<string>): void;
   /** Resumes every destination with a backlog (after a restart). */
   start(): Promise<void>;
   /** Queues EDUs durably and sends them. */

@@ -8,7 +8,7 @@ import type { SigningKey } from "../../core/signing.js";
 import { FederationRequestError } from "./errors.js";
 import type { HttpExchanger } from "./http-exchange.js";
 import type { ServerResolver } from "./resolve.js";
-import { signRequest, type BodylessContent } from "./x-matrix.js";
+import { signCanonicalRequest, signRequest, type BodylessContent } from "./x-matrix.js";
 
 export type QueryValue = string | number | boolean;
 
@@ -20,6 +20,8 @@ export interface FederationRequestOptions {
   timeoutMs?: number;
   /** Overrides the client's choice for this request (e.g. a classic Matrix peer that omits content). */
   bodyless?: BodylessContent;
+  /** A body already encoded as canonical JSON (instead of `body`): sent and signed as is. */
+  canonicalBody?: string;
 }
 
 export interface FederationResponse {
@@ -78,9 +80,9 @@ export function createFederationClient(options: FederationClientOptions): Federa
   const defaultTimeout = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
 
-  async function send(destination: string, method: string, uri: string, body: JsonValue | undefined, headers: Record<string, string | string[]>, timeoutMs: number) {
+  async function send(destination: string, method: string, uri: string, body: JsonValue | string | undefined, headers: Record<string, string | string[]>, timeoutMs: number) {
     const target = await options.resolver.resolve(destination);
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), "utf8");
+    const payload = body === undefined ? undefined : Buffer.from(typeof body === "string" ? body : JSON.stringify(body), "utf8");
     if (payload !== undefined) headers["content-type"] = "application/json";
     const started = Date.now();
     const response = await options.exchanger.exchange(target, { method, path: uri, headers, ...(payload !== undefined ? { body: payload } : {}), timeoutMs, maxResponseBytes, label: destination }, scheme);
@@ -104,6 +106,10 @@ export function createFederationClient(options: FederationClientOptions): Federa
     async request(destination, method, path, requestOptions = {}) {
       const upper = method.toUpperCase();
       const uri = withQuery(path, requestOptions.query);
+      if (requestOptions.canonicalBody !== undefined) {
+        const authorization = signCanonicalRequest({ method: upper, uri, origin: options.serverName, destination }, requestOptions.canonicalBody, options.signingKeys);
+        return send(destination, upper, uri, requestOptions.canonicalBody, { authorization, accept: "application/json" }, requestOptions.timeoutMs ?? defaultTimeout);
+      }
       const body = requestOptions.body ?? (upper === "POST" || upper === "PUT" ? {} : undefined);
       const authorization = signRequest({ method: upper, uri, origin: options.serverName, destination, content: body }, options.signingKeys, {
         bodyless: requestOptions.bodyless ?? options.bodyless ?? "empty-object",

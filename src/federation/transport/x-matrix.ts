@@ -63,6 +63,20 @@ export function signRequest(
   );
 }
 
+/**
+ * signRequest for a body already encoded as canonical JSON (the outbound queues splice a
+ * transaction from each event's canonical JSON): the signed object is assembled around it, keys
+ * in canonical order (`content` < `destination` < `method` < `origin` < `uri`, all ASCII, so the
+ * same in both key orders), nothing encoded twice.
+ */
+export function signCanonicalRequest(request: Omit<SignedRequest, "content">, canonicalContent: string, keys: readonly SigningKey[]): string[] {
+  const text = `{"content":${canonicalContent},"destination":${JSON.stringify(request.destination)},"method":${JSON.stringify(request.method)},"origin":${JSON.stringify(request.origin)},"uri":${JSON.stringify(request.uri)}}`;
+  const bytes = utf8.encode(text);
+  return keys.map((key) =>
+    formatXMatrix({ origin: request.origin, destination: request.destination, key: key.keyId, sig: encodeBase64(key.signer.sign(bytes)) }),
+  );
+}
+
 export interface XMatrixParams {
   origin: string;
   destination: string;

@@ -123,6 +123,47 @@ export function createEventsRepo(knex: Knex): EventsRepo {
       });
     },
 
+    async appendEvents(events) {
+      const first = events[0];
+      if (first === undefined) return;
+      const roomId = first.pdu.room_id;
+      await atomically(knex, async (trx) => {
+        const last = (await trx("events").where("room_id", roomId).max({ seq: "room_seq" }).first()) as { seq: unknown } | undefined;
+        let expected = last?.seq === null || last?.seq === undefined ? 0 : toNumber(last.seq) + 1;
+        for (const { eventId, pdu, roomSeq } of events) {
+          if (pdu.room_id !== roomId) throw new Error(`appendEvents ${eventId}: not in room ${roomId}`);
+          if (roomSeq !== expected) throw new Error(`appendEvents ${eventId}: room ${roomId} expects room_seq ${expected}, got ${roomSeq}`);
+          expected++;
+        }
+        const rows = events.map(({ eventId, pdu, roomSeq, streamPos, softFailed = false }) => ({
+          event_id: eventId,
+          room_id: roomId,
+          room_seq: roomSeq,
+          stream_pos: streamPos,
+          type: pdu.type,
+          state_key: typeof pdu.state_key === "string" ? pdu.state_key : null,
+          membership: membershipOf(pdu),
+          sender: pdu.sender,
+          origin_server_ts: pdu.origin_server_ts,
+          json: JSON.stringify(pdu),
+          redacted_by: null,
+          soft_failed: softFailed,
+        }));
+        for (const part of chunk(rows)) await trx("events").insert(part);
+        const state = rows.filter((row): row is typeof row & { state_key: string } => row.state_key !== null && !row.soft_failed);
+        // Coming back into a room undoes having forgotten it.
+        const returning = [...new Set(state.filter((row) => row.membership === "join" || row.membership === "invite" || row.membership === "knock").map((row) => row.state_key))];
+        for (const users of chunk(returning)) await trx("forgotten_rooms").where("room_id", roomId).whereIn("user_id", users).delete();
+        const history = state.map((row) => ({ room_id: roomId, type: row.type, state_key: row.state_key, room_seq: row.room_seq, event_id: row.event_id }));
+        for (const part of chunk(history)) await trx("state_history").insert(part);
+        // One row per key, the last one: an upsert may not touch a row twice in one statement.
+        const current = new Map(state.map((row) => [`${row.type}\u0000${row.state_key}`, { room_id: roomId, type: row.type, state_key: row.state_key, event_id: row.event_id, membership: row.membership }]));
+        for (const part of chunk([...current.values()])) {
+          await trx("current_state").insert(part).onConflict(["room_id", "type", "state_key"]).merge(["event_id", "membership"]);
+        }
+      });
+    },
+
     async forgetRoom(userId, roomId) {
       await knex("forgotten_rooms").insert({ user_id: userId, room_id: roomId }).onConflict(["user_id", "room_id"]).ignore();
     },
@@ -134,6 +175,15 @@ export function createEventsRepo(knex: Knex): EventsRepo {
     async getEvent(eventId) {
       const row = (await knex("events as e").select(eventColumns).where("e.event_id", eventId).first()) as EventRecord | undefined;
       return row && toStoredEvent(row);
+    },
+
+    async getEvents(eventIds) {
+      const found: StoredEvent[] = [];
+      for (const ids of chunk([...new Set(eventIds)])) {
+        const rows = (await knex("events as e").select(eventColumns).whereIn("e.event_id", ids)) as EventRecord[];
+        found.push(...rows.map(toStoredEvent));
+      }
+      return found;
     },
 
     async getLastEvent(roomId) {

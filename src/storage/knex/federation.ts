@@ -28,9 +28,6 @@ const EDU_ROWS_PER_INSERT = 500;
  */
 const SCAN_CHUNK_MAX = 2_000;
 
-/** Acknowledgements, process-wide, between two garbage collections of the outbox (pruneOutbox). */
-const PRUNE_EVERY_ACKS = 64;
-
 /** Parsed PDUs a repository keeps for the next peeks (see parsePdu). */
 const PARSED_PDU_CACHE_ENTRIES = 2_048;
 
@@ -43,9 +40,6 @@ const DEST_SET_CACHE_ENTRIES = 256;
  * only whether the set is stored is never taken from here.
  */
 const destSetCache = new Map<string, ReadonlySet<string>>();
-
-/** See PRUNE_EVERY_ACKS. */
-let acksSincePrune = 0;
 
 interface OutboxEventRecord {
   stream_pos: unknown;
@@ -292,7 +286,7 @@ interface QueuedPdu {
  * first `limit` exception rows (dest_set null), each with the stored event. No cursor, no outbox
  * rows: `> NULL` holds for none.
  */
-async function firstQueuedRows(knex: Knex, destination: string, limit: number): Promise<Array<OutboxEventRecord & { dest_set: string | null; json: string | null }>> {
+async function firstQueuedRows(knex: Knex, destination: string, limit: number, afterPos: number | undefined): Promise<Array<OutboxEventRecord & { dest_set: string | null; json: string | null }>> {
   const outbox = knex("federation_outbox_events as o")
     .leftJoin("events as e", "e.event_id", "o.event_id")
     .select("o.stream_pos", "o.event_id", "o.dest_set", "e.json")
@@ -305,6 +299,11 @@ async function firstQueuedRows(knex: Knex, destination: string, limit: number): 
     .where("x.destination", destination)
     .orderBy("x.stream_pos")
     .limit(limit);
+  // The sender's cursor runs ahead of the stored one between writes.
+  if (afterPos !== undefined) {
+    outbox.where("o.stream_pos", ">", afterPos);
+    extra.where("x.stream_pos", ">", afterPos);
+  }
   return (await knex.select("*").from(outbox.as("outbox")).unionAll(knex.select("*").from(extra.as("extra")))) as Array<OutboxEventRecord & { dest_set: string | null; json: string | null }>;
 }
 
@@ -313,8 +312,8 @@ async function firstQueuedRows(knex: Knex, destination: string, limit: number): 
  * after its cursor are not all its own (other rooms' events), it reads on in growing chunks,
  * without the events, which it then reads for the rows it keeps.
  */
-async function queuedPdus(knex: Knex, destination: string, limit: number): Promise<QueuedPdu[]> {
-  const first = await firstQueuedRows(knex, destination, limit);
+async function queuedPdus(knex: Knex, destination: string, limit: number, afterPos: number | undefined): Promise<QueuedPdu[]> {
+  const first = await firstQueuedRows(knex, destination, limit, afterPos);
   const outboxRows = first.filter((row): row is OutboxEventRecord & { json: string | null } => row.dest_set !== null);
   const queued = first.filter((row) => row.dest_set === null).map((row): QueuedPdu => ({ streamPos: toNumber(row.stream_pos), eventId: row.event_id, json: row.json }));
   let rows: Array<OutboxEventRecord & { json?: string | null }> = outboxRows;
@@ -390,11 +389,11 @@ export function createFederationRepo(knex: Knex): FederationRepo {
       await atomically(knex, (trx) => enqueuePduRows(trx, rows));
     },
 
-    async peekPdus(destination, limit) {
+    async peekPdus(destination, limit, afterPos) {
       if (limit <= 0) return [];
       // `events.json` is the redacted copy once the event is redacted: a queued PDU goes out as
       // the event is stored at sending time, never with content redacted since.
-      const queued = await queuedPdus(knex, destination, limit);
+      const queued = await queuedPdus(knex, destination, limit, afterPos);
       return queued.flatMap(({ streamPos, eventId, json }): OutboxPdu[] => (json === null ? [] : [{ streamPos, eventId, pdu: parsePdu(eventId, json) }]));
     },
 
@@ -403,11 +402,6 @@ export function createFederationRepo(knex: Knex): FederationRepo {
         await trx("federation_pdu_cursors").where("destination", destination).where("acked_pos", "<", upToPos).update({ acked_pos: upToPos });
         await trx("federation_outbox_extra_pdus").where("destination", destination).where("stream_pos", "<=", upToPos).del();
       });
-      acksSincePrune += 1;
-      if (acksSincePrune >= PRUNE_EVERY_ACKS) {
-        acksSincePrune = 0;
-        await pruneOutboxRows(knex);
-      }
     },
 
     async pruneOutbox() {
@@ -524,6 +518,24 @@ export function createFederationRepo(knex: Knex): FederationRepo {
     async getCompletedLpdu(lpduId) {
       const row = (await knex("hub_completed_lpdus").select("event_id").where("lpdu_id", lpduId).first()) as { event_id: string } | undefined;
       return row?.event_id;
+    },
+
+    async putCompletedLpdus(rows, origin, ts) {
+      for (const part of chunk(rows)) {
+        await knex("hub_completed_lpdus")
+          .insert(part.map(({ lpduId, eventId }) => ({ lpdu_id: lpduId, event_id: eventId, origin, received_ts: ts })))
+          .onConflict("lpdu_id")
+          .ignore();
+      }
+    },
+
+    async getCompletedLpdus(lpduIds) {
+      const found = new Map<string, string>();
+      for (const ids of chunk([...new Set(lpduIds)])) {
+        const rows = (await knex("hub_completed_lpdus").select("lpdu_id", "event_id").whereIn("lpdu_id", ids)) as Array<{ lpdu_id: string; event_id: string }>;
+        for (const row of rows) found.set(row.lpdu_id, row.event_id);
+      }
+      return found;
     },
 
     async addHubViolation(row) {
