@@ -194,3 +194,21 @@ test("a user of B rejects an invite to a room on A (make_leave/send_leave)", asy
     return member?.pdu.content.membership === "leave" ? true : undefined;
   });
 });
+
+test("a user of B joins a room on A by its alias; a ban from A reaches B", async () => {
+  const mona = await a.register("mona");
+  const ned = await b.register("ned");
+  const roomId: string = (await a.request("POST", "/_matrix/client/v3/createRoom", { token: mona.accessToken, body: { preset: "public_chat", room_alias_name: "plaza" } })).body.room_id;
+  const alias = encodeURIComponent(`#plaza:${a.serverName}`);
+  const joined = await b.request("POST", `/_matrix/client/v3/join/${alias}?server_name=${encodeURIComponent(a.serverName)}`, { token: ned.accessToken, body: {} });
+  expect(joined.body).toEqual({ room_id: roomId });
+  const banned = await a.request("POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, { token: mona.accessToken, body: { user_id: ned.userId, reason: "spam" } });
+  expect(banned.status).toBe(200);
+  await waitFor("the ban on B", async () => {
+    const member = await b.homeserver.storage.events.getCurrentStateEvent(roomId, "m.room.member", ned.userId);
+    return member?.pdu.content.membership === "ban" ? true : undefined;
+  });
+  // Banned: B's attempt to send is refused (B knows it is no longer in the room).
+  const refused = await b.request("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/b1`, { token: ned.accessToken, body: { msgtype: "m.text", body: "still here?" } });
+  expect(refused.status).toBe(403);
+});
