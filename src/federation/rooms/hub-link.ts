@@ -41,16 +41,18 @@ export interface FederationHubLinkDeps {
 }
 
 const DEFAULT_ECHO_TIMEOUT_MS = 30_000;
+/** How long a hub waits, holding the room's lock, for an invitee's server to sign an invite. */
+const COUNTERSIGN_TIMEOUT_MS = 10_000;
 
 export function createFederationHubLink(deps: FederationHubLinkDeps): HubLink {
   const echoTimeoutMs = deps.echoTimeoutMs ?? DEFAULT_ECHO_TIMEOUT_MS;
   const identity = { serverName: deps.serverName, key: deps.signingKey };
 
   /** A federation request that must succeed: a non-200 answer becomes the remote's error, proxied. */
-  async function call(destination: string, method: string, path: string, body?: JsonValue, query?: Record<string, string | string[]>): Promise<JsonObject> {
+  async function call(destination: string, method: string, path: string, body?: JsonValue, query?: Record<string, string | string[]>, timeoutMs?: number): Promise<JsonObject> {
     let response;
     try {
-      response = await deps.client.request(destination, method, path, { ...(body !== undefined ? { body } : {}), ...(query ? { query } : {}) });
+      response = await deps.client.request(destination, method, path, { ...(body !== undefined ? { body } : {}), ...(query ? { query } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
     } catch (error) {
       if (error instanceof FederationRequestError) throw new MatrixError(Errcode.UNKNOWN, 502, `${destination} could not be reached: ${error.message}`);
       throw error;
@@ -102,7 +104,8 @@ export function createFederationHubLink(deps: FederationHubLinkDeps): HubLink {
       const target = event.pdu.state_key as string;
       const server = target.slice(target.indexOf(":") + 1);
       const path = `/_matrix/federation${LM_UNSTABLE}/invite/${encodeURIComponent(event.eventId)}`;
-      const answer = await call(server, "POST", path, { event: event.pdu as unknown as JsonObject, room_version: roomVersion, invite_room_state: strippedState });
+      // The room's lock is held meanwhile (the event is placed after the current tip): a bounded wait.
+      const answer = await call(server, "POST", path, { event: event.pdu as unknown as JsonObject, room_version: roomVersion, invite_room_state: strippedState }, undefined, COUNTERSIGN_TIMEOUT_MS);
       const signed = isJsonObject(answer.event) ? answer.event : isJsonObject(answer.pdu) ? answer.pdu : undefined;
       if (!signed) throw new MatrixError(Errcode.UNKNOWN, 502, `${server} answered the invite without the event`);
       const rules = getRoomVersion(roomVersion);
