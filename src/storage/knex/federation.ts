@@ -37,9 +37,22 @@ const DEST_SET_CACHE_ENTRIES = 256;
 /**
  * set_id -> its destinations. A set's content is a function of its id (a hash of the names), so
  * an entry is never stale, whichever Storage or transaction read or wrote it, even one rolled back:
- * only whether the set is stored is never taken from here.
+ * only whether the set is stored is never taken from here. One per Storage (createKnexStorage).
  */
-const destSetCache = new Map<string, ReadonlySet<string>>();
+export class DestSetCache {
+  private readonly sets = new Map<string, ReadonlySet<string>>();
+
+  get(setId: string): ReadonlySet<string> | undefined {
+    return this.sets.get(setId);
+  }
+
+  remember(setId: string, destinations: Iterable<string>): ReadonlySet<string> {
+    const set = new Set(destinations);
+    if (this.sets.size >= DEST_SET_CACHE_ENTRIES) this.sets.delete(this.sets.keys().next().value as string);
+    this.sets.set(setId, set);
+    return set;
+  }
+}
 
 interface OutboxEventRecord {
   stream_pos: unknown;
@@ -110,25 +123,18 @@ function destSetId(sortedDestinations: readonly string[]): string {
   return createHash("sha256").update(sortedDestinations.join("\n")).digest("base64url");
 }
 
-function rememberDestSet(setId: string, destinations: Iterable<string>): ReadonlySet<string> {
-  const set = new Set(destinations);
-  if (destSetCache.size >= DEST_SET_CACHE_ENTRIES) destSetCache.delete(destSetCache.keys().next().value as string);
-  destSetCache.set(setId, set);
-  return set;
-}
-
 /** The sets with these ids, from memory or else the database. */
-async function loadDestSets(knex: Knex, setIds: Iterable<string>): Promise<Map<string, ReadonlySet<string>>> {
+async function loadDestSets(knex: Knex, cache: DestSetCache, setIds: Iterable<string>): Promise<Map<string, ReadonlySet<string>>> {
   const sets = new Map<string, ReadonlySet<string>>();
   const missing: string[] = [];
   for (const setId of new Set(setIds)) {
-    const cached = destSetCache.get(setId);
+    const cached = cache.get(setId);
     if (cached === undefined) missing.push(setId);
     else sets.set(setId, cached);
   }
   for (const part of chunk(missing)) {
     const rows = (await knex("federation_dest_sets").select("set_id", "destinations").whereIn("set_id", part)) as Array<{ set_id: string; destinations: string }>;
-    for (const row of rows) sets.set(row.set_id, rememberDestSet(row.set_id, JSON.parse(row.destinations) as string[]));
+    for (const row of rows) sets.set(row.set_id, cache.remember(row.set_id, JSON.parse(row.destinations) as string[]));
   }
   return sets;
 }
@@ -207,24 +213,24 @@ function toQueuedEvents(rows: OutboxPduRow[]): QueuedEvent[] {
 }
 
 /** An event queued again: the destinations its stored set lacks are new, each an exception row. */
-async function addedDestinations(knex: Knex, requeued: QueuedEvent[]): Promise<ExtraPduRow[]> {
+async function addedDestinations(knex: Knex, cache: DestSetCache, requeued: QueuedEvent[]): Promise<ExtraPduRow[]> {
   const storedSet = new Map<number, string>();
   for (const part of chunk(requeued.map((event) => event.streamPos))) {
     const rows = (await knex("federation_outbox_events").select("stream_pos", "dest_set").whereIn("stream_pos", part)) as OutboxEventRecord[];
     for (const row of rows) storedSet.set(toNumber(row.stream_pos), row.dest_set);
   }
-  const sets = await loadDestSets(knex, storedSet.values());
+  const sets = await loadDestSets(knex, cache, storedSet.values());
   return requeued.flatMap((event) => {
     const set = sets.get(storedSet.get(event.streamPos) ?? "");
     return event.destinations.filter((destination) => !set?.has(destination)).map((destination) => ({ destination, stream_pos: event.streamPos, event_id: event.eventId }));
   });
 }
 
-async function enqueuePduRows(knex: Knex, rows: OutboxPduRow[]): Promise<void> {
+async function enqueuePduRows(knex: Knex, cache: DestSetCache, rows: OutboxPduRow[]): Promise<void> {
   const events = toQueuedEvents(rows);
   const sets = new Map<string, ReadonlySet<string>>();
   for (const event of events) {
-    if (!sets.has(event.setId)) sets.set(event.setId, destSetCache.get(event.setId) ?? rememberDestSet(event.setId, event.destinations));
+    if (!sets.has(event.setId)) sets.set(event.setId, cache.get(event.setId) ?? cache.remember(event.setId, event.destinations));
   }
   await internDestSets(knex, events);
   const inserted = new Set<number>();
@@ -238,7 +244,7 @@ async function enqueuePduRows(knex: Knex, rows: OutboxPduRow[]): Promise<void> {
   }
   const fresh = events.filter((event) => inserted.has(event.streamPos));
   const requeued = events.filter((event) => !inserted.has(event.streamPos));
-  const extra = [...(fresh.length > 0 ? await passedCursors(knex, fresh, sets) : []), ...(requeued.length > 0 ? await addedDestinations(knex, requeued) : [])];
+  const extra = [...(fresh.length > 0 ? await passedCursors(knex, fresh, sets) : []), ...(requeued.length > 0 ? await addedDestinations(knex, cache, requeued) : [])];
   for (const part of chunk(extra, EXTRA_ROWS_PER_INSERT)) {
     await knex("federation_outbox_extra_pdus").insert(part).onConflict(["destination", "stream_pos"]).ignore();
   }
@@ -312,14 +318,14 @@ async function firstQueuedRows(knex: Knex, destination: string, limit: number, a
  * after its cursor are not all its own (other rooms' events), it reads on in growing chunks,
  * without the events, which it then reads for the rows it keeps.
  */
-async function queuedPdus(knex: Knex, destination: string, limit: number, afterPos: number | undefined): Promise<QueuedPdu[]> {
+async function queuedPdus(knex: Knex, cache: DestSetCache, destination: string, limit: number, afterPos: number | undefined): Promise<QueuedPdu[]> {
   const first = await firstQueuedRows(knex, destination, limit, afterPos);
   const outboxRows = first.filter((row): row is OutboxEventRecord & { json: string | null } => row.dest_set !== null);
   const queued = first.filter((row) => row.dest_set === null).map((row): QueuedPdu => ({ streamPos: toNumber(row.stream_pos), eventId: row.event_id, json: row.json }));
   let rows: Array<OutboxEventRecord & { json?: string | null }> = outboxRows;
   let found = 0;
   for (let size = limit; ; ) {
-    const sets = await loadDestSets(knex, rows.map((row) => row.dest_set));
+    const sets = await loadDestSets(knex, cache, rows.map((row) => row.dest_set));
     const wanted = rows.filter((row) => sets.get(row.dest_set)?.has(destination)).slice(0, limit - found);
     const json = wanted.some((row) => row.json === undefined) ? await eventJsonById(knex, wanted.map((row) => row.event_id)) : undefined;
     for (const row of wanted) queued.push({ streamPos: toNumber(row.stream_pos), eventId: row.event_id, json: (row.json === undefined ? json?.get(row.event_id) : row.json) ?? null });
@@ -350,11 +356,11 @@ function lowestCursor(destinations: ReadonlySet<string> | undefined, cursors: Ma
   return lowest;
 }
 
-async function pruneOutboxRows(knex: Knex): Promise<number> {
+async function pruneOutboxRows(knex: Knex, cache: DestSetCache): Promise<number> {
   const outbox = await outboxSets(knex);
   if (outbox.length === 0) return 0;
   const cursors = await allCursors(knex);
-  const sets = await loadDestSets(knex, outbox.map((set) => set.setId));
+  const sets = await loadDestSets(knex, cache, outbox.map((set) => set.setId));
   let deleted = 0;
   // Per set, not below the lowest cursor of all: a server that shares no room with us any more
   // keeps its cursor where it stopped, and must not keep every other room's rows alive.
@@ -368,7 +374,7 @@ async function pruneOutboxRows(knex: Knex): Promise<number> {
   return deleted;
 }
 
-export function createFederationRepo(knex: Knex): FederationRepo {
+export function createFederationRepo(knex: Knex, cache: DestSetCache = new DestSetCache()): FederationRepo {
   // A fan-out hands each event to hundreds of destinations' peeks within moments: parsing it once
   // was a quarter of the drain's time (4,500 events to 415 servers). Keyed by the stored text too,
   // so a redaction, which rewrites it, is parsed anew.
@@ -386,14 +392,14 @@ export function createFederationRepo(knex: Knex): FederationRepo {
   return {
     async enqueuePdus(rows) {
       if (rows.length === 0) return;
-      await atomically(knex, (trx) => enqueuePduRows(trx, rows));
+      await atomically(knex, (trx) => enqueuePduRows(trx, cache, rows));
     },
 
     async peekPdus(destination, limit, afterPos) {
       if (limit <= 0) return [];
       // `events.json` is the redacted copy once the event is redacted: a queued PDU goes out as
       // the event is stored at sending time, never with content redacted since.
-      const queued = await queuedPdus(knex, destination, limit, afterPos);
+      const queued = await queuedPdus(knex, cache, destination, limit, afterPos);
       return queued.flatMap(({ streamPos, eventId, json }): OutboxPdu[] => (json === null ? [] : [{ streamPos, eventId, pdu: parsePdu(eventId, json) }]));
     },
 
@@ -405,7 +411,7 @@ export function createFederationRepo(knex: Knex): FederationRepo {
     },
 
     async pruneOutbox() {
-      return atomically(knex, (trx) => pruneOutboxRows(trx));
+      return atomically(knex, (trx) => pruneOutboxRows(trx, cache));
     },
 
     async enqueueEdus(edus) {
@@ -439,7 +445,7 @@ export function createFederationRepo(knex: Knex): FederationRepo {
       const outbox = await outboxSets(knex);
       if (outbox.length > 0) {
         const cursors = await allCursors(knex);
-        const sets = await loadDestSets(knex, outbox.map((set) => set.setId));
+        const sets = await loadDestSets(knex, cache, outbox.map((set) => set.setId));
         for (const { setId, newestPos } of outbox) {
           for (const destination of sets.get(setId) ?? []) {
             const cursor = cursors.get(destination);
@@ -458,7 +464,7 @@ export function createFederationRepo(knex: Knex): FederationRepo {
       const cursor = await cursorOf(knex, destination);
       if (cursor === undefined) return count;
       const outbox = (await outboxSets(knex)).filter((set) => set.newestPos > cursor);
-      const sets = await loadDestSets(knex, outbox.map((set) => set.setId));
+      const sets = await loadDestSets(knex, cache, outbox.map((set) => set.setId));
       for (const { setId } of outbox) {
         if (!sets.get(setId)?.has(destination)) continue;
         const row = (await knex("federation_outbox_events").where("dest_set", setId).where("stream_pos", ">", cursor).count({ n: "*" }).first()) as { n: unknown } | undefined;

@@ -7,7 +7,7 @@ import { createAliasesRepo } from "./aliases.js";
 import { createClientTxnsRepo } from "./client-txns.js";
 import { type Engine, toNumber } from "./db.js";
 import { createEventsRepo } from "./events.js";
-import { createFederationRepo } from "./federation.js";
+import { createFederationRepo, DestSetCache } from "./federation.js";
 import { createFiltersRepo } from "./filters.js";
 import { createGroupCommit } from "./group-commit.js";
 import { createKeysRepo } from "./keys.js";
@@ -25,7 +25,8 @@ const streamTables = ["events", "account_data", "receipts", "to_device", "device
 const MAX_GROUP_COMMIT_BATCH = 64;
 
 /** `revoked`: see Storage.onAccessRevoked; the caller delivers it once the write has settled. */
-export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: AccessRevocation) => void): StorageRepos {
+/** `destSets`: the one cache of outbox destination sets of this Storage, shared by its transactions. */
+export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: AccessRevocation) => void, destSets: DestSetCache): StorageRepos {
   return {
     accounts: createAccountsRepo(knex, revoked),
     events: createEventsRepo(knex),
@@ -37,11 +38,12 @@ export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: Ac
     toDevice: createToDeviceRepo(knex),
     keys: createKeysRepo(knex, engine),
     serverKeys: createServerKeysRepo(knex),
-    federation: createFederationRepo(knex),
+    federation: createFederationRepo(knex, destSets),
   };
 }
 
 export function createKnexStorage(knex: Knex, engine: Engine): Storage {
+  const destSets = new DestSetCache();
   const revocationListeners: Array<(revocation: AccessRevocation) => void> = [];
   const announce = (revocation: AccessRevocation): void => {
     for (const listener of revocationListeners) listener(revocation);
@@ -54,13 +56,13 @@ export function createKnexStorage(knex: Knex, engine: Engine): Storage {
 
   return {
     engine,
-    ...createRepos(knex, engine, announce),
+    ...createRepos(knex, engine, announce, destSets),
 
     async transaction(work) {
       // Revocations inside a transaction are announced once it has settled (committed or not).
       const revocations: AccessRevocation[] = [];
       try {
-        return await runTransaction((trx) => work(createRepos(trx, engine, (revocation) => revocations.push(revocation))));
+        return await runTransaction((trx) => work(createRepos(trx, engine, (revocation) => revocations.push(revocation), destSets)));
       } finally {
         for (const revocation of revocations) announce(revocation);
       }
