@@ -168,12 +168,15 @@ async function start(args: string[], io: CliIo): Promise<number> {
       );
     };
     const finish = (code: number) => {
+      logger.info({ code }, "exiting");
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
       resolve(code);
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    // Before this line a signal kills the process outright (Node's default), with nothing to clean up yet.
+    logger.info({ urls: homeserver.urls, ...(homeserver.metricsUrl ? { metrics_url: homeserver.metricsUrl } : {}) }, "ready");
   });
 }
 

@@ -30,6 +30,7 @@ export interface ConfigFile {
     well_known_server?: string;
     trusted_key_servers: Array<{ server_name: string; verify_keys: Record<string, string> }>;
   };
+  metrics: { enabled: boolean; host: string; port: number };
 }
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
@@ -293,6 +294,21 @@ export const configSchema: SchemaNode = {
             },
           },
         },
+      },
+    },
+    metrics: {
+      type: "object",
+      additionalProperties: false,
+      default: {},
+      description:
+        "Prometheus metrics, served at `/metrics` on a listener of their own so they can stay private while the APIs are public: " +
+        "HTTP requests and durations per route, events persisted, outbound federation queues per destination, syncs in progress " +
+        "and the process's CPU, memory and event loop.",
+      examples: [{ enabled: true, host: "127.0.0.1", port: 9090 }],
+      properties: {
+        enabled: { type: "boolean", default: false, description: "Serve the metrics." },
+        host: { type: "string", minLength: 1, default: "127.0.0.1", description: "Address the metrics listener binds. Anyone who can reach it reads the metrics: keep it private." },
+        port: { type: "integer", minimum: 0, maximum: 65535, default: 9090, description: "TCP port of the metrics listener." },
       },
     },
   },

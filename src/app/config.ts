@@ -53,6 +53,8 @@ export interface BobbinConfig {
   /** For the media repository, which does not exist yet. */
   readonly maxUploadBytes: number;
   readonly federation: FederationSettings;
+  /** The Prometheus listener; undefined when `metrics.enabled` is false. */
+  readonly metrics: { host: string; port: number } | undefined;
 }
 
 /** What runs when no file is found: one listener on 8008, SQLite and the key under ./data. */
@@ -197,6 +199,7 @@ function resolveConfig(file: ConfigFile, baseDir: string, source: string): Bobbi
     maxRequestBytes: file.limits.max_request_bytes,
     maxUploadBytes: file.limits.max_upload_bytes,
     federation: resolveFederation(file.federation, baseDir),
+    metrics: file.metrics.enabled ? { host: file.metrics.host, port: file.metrics.port } : undefined,
   };
 }
 
@@ -224,6 +227,7 @@ export function toHomeserverSettings(config: BobbinConfig, runtime: { signingKey
     rateLimits: config.rateLimits,
     maxRequestBytes: config.maxRequestBytes,
     federation: config.federation,
+    ...(config.metrics ? { metrics: config.metrics } : {}),
     logger: runtime.logger,
   };
 }

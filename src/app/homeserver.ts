@@ -25,6 +25,7 @@ import { createEduReceiver } from "../federation/rooms/edus.js";
 import { createEdusOut } from "../federation/edus-out.js";
 import { createRemoteKeys } from "../federation/remote-keys.js";
 import { BOBBIN_VERSION } from "./version.js";
+import { adminApi } from "../admin/api/index.js";
 import { createAuthService, createKeys } from "../client-api/accounts/index.js";
 import { createRateLimiter, type RateLimitSettings } from "../client-api/accounts/rate-limit.js";
 import type { ClientApiContext } from "../client-api/contracts.js";
@@ -37,6 +38,8 @@ import { openStorage, type DatabaseSettings } from "../storage/index.js";
 import type { Storage } from "../storage/ports.js";
 import { StreamTracker } from "../storage/stream-tracker.js";
 import { createHttpApp } from "./http-app.js";
+import { healthRoutes } from "../admin/health.js";
+import { createMetrics, startMetricsListener, type MetricsListener } from "../admin/metrics.js";
 
 export interface HomeserverSettings {
   serverName: string;
@@ -51,6 +54,8 @@ export interface HomeserverSettings {
   federation?: FederationSettings;
   /** Retired signing keys still published under `old_verify_keys` (docs/signing-keys.md). */
   oldVerifyKeys?: OldVerifyKey[];
+  /** The Prometheus listener (config key `metrics`); absent when metrics are disabled. Port 0 picks a free port. */
+  metrics?: { host: string; port: number };
   logger: Logger;
   now?: () => number;
 }
@@ -59,8 +64,36 @@ export interface Homeserver {
   readonly storage: Storage;
   /** `http://host:port` of each listener, in the order configured. */
   readonly urls: string[];
+  /** `http://host:port` of the metrics listener (scrape `/metrics`), when metrics are enabled. */
+  readonly metricsUrl: string | undefined;
   /** Stops accepting, ends long-polls, waits for in-flight requests, closes the database. */
   close(): Promise<void>;
+}
+
+/** How long a shutdown waits for requests in flight before closing their connections. */
+const DRAIN_GRACE_MS = 10_000;
+
+/**
+ * Closes the listeners and waits for their requests in flight, up to `graceMs`. Keep-alive
+ * connections that go idle during the wait are closed as they do (server.close() closes only the
+ * ones idle when it is called); after `graceMs` every remaining connection is cut.
+ */
+async function drainServers(servers: Server[], graceMs: number): Promise<{ forced: number }> {
+  const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  const sweep = setInterval(() => servers.forEach((server) => server.closeIdleConnections()), 50);
+  servers.forEach((server) => server.closeIdleConnections());
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([closed.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)))]);
+  clearInterval(sweep);
+  clearTimeout(timer);
+  if (!timedOut) return { forced: 0 };
+  let forced = 0;
+  for (const server of servers) {
+    forced += await new Promise<number>((resolve) => server.getConnections((_error, count) => resolve(count)));
+    server.closeAllConnections();
+  }
+  await closed;
+  return { forced };
 }
 
 export async function startHomeserver(settings: HomeserverSettings): Promise<Homeserver> {
@@ -70,7 +103,8 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   const streams = new StreamTracker(await storage.maxStreamPos());
   // Shared: the room writer keeps it current, syncs read it.
   const memberships = new MembershipIndex(storage);
-  const sync = createSyncEngine({ storage, streams, memberships, logger: logger.child({ component: "sync" }), now });
+  const metrics = settings.metrics ? createMetrics({ serverName: settings.serverName, processMetrics: true }) : undefined;
+  const sync = createSyncEngine({ storage, streams, memberships, logger: logger.child({ component: "sync" }), now, ...(metrics ? { recentEvents: metrics.recentEvents } : {}) });
   // Typing, receipts, to-device messages and device-list changes for other servers. The rooms and
   // outbound queues it calls are built below, before any request can arrive.
   const edusOut = createEdusOut({
@@ -138,6 +172,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   const notary = createKeyNotary({ own, keyRing, now });
   const outbound = createOutboundQueues({ serverName: settings.serverName, storage, client: federationClient, visiblePos: () => streams.visible, logger: federationLogger.child({ part: "outbound" }), now, ...(federation.outbound ? { settings: federation.outbound } : {}) });
   queues = outbound;
+  metrics?.readSourcesFrom({ queues: outbound, syncsInProgress: () => sync.inProgress() });
   const echoes = new EchoWaiters();
   const joins = new JoinsInProgress();
   const remoteDirectory = createRemoteDirectory(federationClient);
@@ -159,6 +194,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   const app = createHttpApp({
     logger,
     maxRequestBytes: settings.maxRequestBytes,
+    ...(metrics ? { observeRequest: metrics.observeRequest } : {}),
     mounts: [
       [
         "/_matrix/client",
@@ -214,14 +250,19 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
           userKeys: createKeys(ctx),
         }),
       ],
+      // Server admins only (issue 7): the Synapse Admin API subset admins' tools use.
+      ["/_synapse/admin", adminApi({ ctx, auth, rooms, version: BOBBIN_VERSION, logger: logger.child({ component: "admin" }) })],
       // Unauthenticated: server keys and the notary (LM draft "Retrieving Server Keys"), .well-known.
       ["/", keyRoutes({ notary })],
       ["/", wellKnownRoutes({ wellKnownServer: federation.wellKnownServer })],
+      // Unauthenticated: for load balancers.
+      ["/", healthRoutes({ storage, logger })],
     ],
   });
 
   const servers: Server[] = [];
   const urls: string[] = [];
+  let metricsListener: MetricsListener | undefined;
   try {
     for (const listener of settings.listeners) {
       const server = createServer(app);
@@ -249,8 +290,10 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
       servers.push(server);
       logger.info({ url: `https://${tls.host}:${address.port}` }, "listening (TLS federation)");
     }
+    if (metrics && settings.metrics) metricsListener = await startMetricsListener(metrics, settings.metrics, logger.child({ component: "metrics" }));
     await outbound.start();
   } catch (error) {
+    await metricsListener?.close();
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
     federationClient.close();
     await storage.close();
@@ -261,22 +304,26 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   return {
     storage,
     urls,
+    metricsUrl: metricsListener?.url,
     close() {
       closing ??= (async () => {
+        // 1. Stop accepting; long-polls answer now, and so do requests waiting for a hub's echo
+        //    (it could only arrive on a connection we no longer accept).
+        const drained = drainServers(servers, DRAIN_GRACE_MS);
         sync.close();
         echoes.close();
+        logger.info({ grace_ms: DRAIN_GRACE_MS }, "stopped accepting connections; finishing requests in flight");
+        // 2. Requests in flight finish (they may still queue events and send LPDUs to hubs).
+        const { forced } = await drained;
+        if (forced > 0) logger.warn({ connections: forced }, "requests still running after the grace period: connections closed");
+        // 3. Transactions in flight to other servers finish (bounded); the rest stays queued in the database.
+        logger.info("flushing outbound federation queues");
         await outbound.close();
         await verifyPool.close();
         federationClient.close();
-        await Promise.all(
-          servers.map(
-            (server) =>
-              new Promise<void>((resolve) => {
-                server.close(() => resolve());
-                server.closeIdleConnections();
-              }),
-          ),
-        );
+        // Last: Prometheus sees the shutdown's last moments.
+        await metricsListener?.close();
+        logger.info("closing the database");
         await storage.close();
         logger.info("stopped");
       })();

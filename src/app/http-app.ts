@@ -9,6 +9,8 @@ export interface HttpAppOptions {
   logger: Logger;
   /** Largest JSON request body accepted, in bytes (M_TOO_LARGE above it). */
   maxRequestBytes: number;
+  /** Times every request (admin/metrics.ts); absent when metrics are disabled. */
+  observeRequest?: (req: Request, res: Response, next: NextFunction) => void;
   /** Routers mounted under their prefix, e.g. ["/_matrix/client", clientRouter]. */
   mounts: Array<[string, Router]>;
 }
@@ -23,6 +25,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   // Responses are API JSON, never revalidated by clients: no ETag (a SHA-1 of every body).
   app.set("etag", false);
 
+  if (options.observeRequest) app.use(options.observeRequest);
   app.use(cors);
   app.use(requestLogging(options.logger));
   // Clients do not always send a JSON content type; every request body the API takes is JSON.

@@ -87,6 +87,17 @@ export interface RoomRow {
   createdTs: number;
 }
 
+/** A room as the admin room list shows it (EventsRepo.listRoomSummaries). */
+export interface RoomSummary {
+  room: RoomRow;
+  joinedMembers: number;
+  joinedLocalMembers: number;
+  /** Number of current state entries. */
+  stateEvents: number;
+  /** Event type -> content of the room's current state event of that type with state key "". */
+  state: Record<string, JsonObject>;
+}
+
 /** An event as stored: its place in the room (`roomSeq`, 0 = create) and in the server-wide stream. */
 export interface StoredEvent {
   eventId: string;
@@ -169,6 +180,11 @@ export interface EventsRepo {
   getMembershipsOfUser(userId: string): Promise<Map<string, string>>;
   /** User IDs with the given current membership in a room. */
   getMembers(roomId: string, membership?: string): Promise<string[]>;
+  /**
+   * Every room with its counts and the content of its current `stateTypes` events (state key ""),
+   * for the admin room list; local members are those whose user ID ends in `:<localServer>`.
+   */
+  listRoomSummaries(options: { localServer: string; stateTypes: string[] }): Promise<RoomSummary[]>;
   /**
    * Rooms where a user's membership changed with fromPos < streamPos <= toPos: every change
    * (a room may appear several times), ascending by streamPos; soft-failed events excluded.

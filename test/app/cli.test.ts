@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -174,6 +175,67 @@ describe("start", () => {
   }, 30_000);
 });
 
+describe("graceful shutdown", () => {
+  it("on SIGTERM ends a long-poll, answers it, logs each step and exits 0; metrics were served from the config", async () => {
+    const path = writeConfig(["server_name: example.org", "listeners: [{host: 127.0.0.1, port: 0}]", "registration: {enabled: true}", "metrics: {enabled: true, port: 0}"]);
+    const child = spawnBobbin(["start", "--config", path], { cwd: dir });
+    const done = collect(child);
+    const ready = (await loggedLine(child, "ready")) as { urls: string[]; metrics_url: string };
+    const url = ready.urls[0]!;
+    const metricsUrl = `${ready.metrics_url}/metrics`;
+    const post = (body: unknown) => fetch(`${url}/_matrix/client/v3/register`, { method: "POST", body: JSON.stringify(body) });
+    const { session } = (await (await post({ username: "alice", password: "pw" })).json()) as { session: string };
+    const { access_token: token } = (await (await post({ username: "alice", password: "pw", auth: { type: "m.login.dummy", session } })).json()) as { access_token: string };
+    const headers = { authorization: `Bearer ${token}` };
+    const { next_batch: since } = (await (await fetch(`${url}/_matrix/client/v3/sync`, { headers })).json()) as { next_batch: string };
+    expect(await (await fetch(`${url}/health`)).json()).toEqual({ status: "ok" });
+    expect(await (await fetch(metricsUrl)).text()).toContain('bobbin_http_requests_total{method="GET",route="/health",status_class="2xx"} 1');
+
+    // A long-poll in flight when the signal comes: it is answered, not cut.
+    const polling = fetch(`${url}/_matrix/client/v3/sync?timeout=30000&since=${encodeURIComponent(since)}`, { headers });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = Date.now();
+    child.kill("SIGTERM");
+    const answered = await polling;
+    expect(answered.status).toBe(200);
+    const run = await done;
+    expect(run.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(run.stderr).toBe("");
+    const messages = run.stdout.split("\n").filter(Boolean).map((line) => (JSON.parse(line) as { msg: string }).msg);
+    const steps = ["shutting down", "stopped accepting connections; finishing requests in flight", "flushing outbound federation queues", "closing the database", "stopped", "exiting"];
+    expect(messages.filter((message) => steps.includes(message))).toEqual(steps);
+    // Nothing listens any more.
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+  }, 30_000);
+
+  it("a second signal exits 1 at once", async () => {
+    const path = writeConfig(["server_name: example.org", "listeners: [{host: 127.0.0.1, port: 0}]"]);
+    const child = spawnBobbin(["start", "--config", path], { cwd: dir });
+    const done = collect(child);
+    const ready = (await loggedLine(child, "ready")) as { urls: string[] };
+    // A request in flight that never completes (its body never finishes): the first signal's
+    // shutdown waits for it, up to its grace period.
+    const { hostname, port } = new URL(ready.urls[0]!);
+    const socket = connect(Number(port), hostname);
+    await new Promise((resolve) => socket.once("connect", resolve));
+    socket.write("POST /_matrix/client/v3/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const draining = loggedLine(child, "stopped accepting connections; finishing requests in flight");
+    child.kill("SIGTERM");
+    await draining;
+    const started = Date.now();
+    child.kill("SIGINT");
+    const run = await done;
+    socket.destroy();
+    expect(run.code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(2000);
+    const messages = run.stdout.split("\n").filter(Boolean).map((line) => (JSON.parse(line) as { msg: string }).msg);
+    expect(messages).toEqual(expect.arrayContaining(["shutting down", "second signal: exiting without waiting"]));
+    expect(messages).not.toContain("stopped");
+  }, 30_000);
+});
+
 describe("rotate-key", () => {
   it("replaces the signing key and keeps the old one published under old_verify_keys", async () => {
     const path = writeConfig(["server_name: example.org", "listeners: [{host: 127.0.0.1, port: 0}]"]);
@@ -210,6 +272,21 @@ describe("rotate-key", () => {
     expect(keys["m.linearized"]).toBe(true);
   }, 60_000);
 });
+
+/** The first log line with message `msg`. */
+function loggedLine(child: ChildProcess, msg: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buffered = "";
+    child.stdout?.on("data", (chunk) => {
+      buffered += String(chunk);
+      for (const line of buffered.split("\n").slice(0, -1)) {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        if (entry.msg === msg) resolve(entry);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`bobbin exited with ${code}`)));
+  });
+}
 
 /** The URL the server logs once it listens. */
 function listeningUrl(child: ChildProcess): Promise<string> {

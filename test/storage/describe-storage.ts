@@ -233,6 +233,24 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
       });
     });
 
+    describe("room summaries (admin room list)", () => {
+      it("lists every room with its member counts and the asked-for state contents", async () => {
+        const local = "@dave:example.org";
+        const remote = "@erin:elsewhere.test";
+        const log = await newRoom("!s:x");
+        await log.append(storage, [createEvent("!s:x"), memberEvent("!s:x", local, "join"), memberEvent("!s:x", remote, "join"), memberEvent("!s:x", carol, "invite"), nameEvent("!s:x", "Summit"), messageEvent("!s:x", "hi")]);
+        await storage.events.createRoom(room("!empty:x"));
+        const summaries = await storage.events.listRoomSummaries({ localServer: "example.org", stateTypes: ["m.room.name", "m.room.topic"] });
+        expect(summaries.map((s) => s.room.roomId)).toEqual(["!empty:x", "!s:x"]);
+        expect(summaries[0]).toEqual({ room: room("!empty:x"), joinedMembers: 0, joinedLocalMembers: 0, stateEvents: 0, state: {} });
+        expect(summaries[1]).toEqual({ room: room("!s:x"), joinedMembers: 2, joinedLocalMembers: 1, stateEvents: 5, state: { "m.room.name": { name: "Summit" } } });
+        // A later name replaces the earlier one; a member leaving lowers the counts.
+        await log.append(storage, [nameEvent("!s:x", "Valley"), memberEvent("!s:x", local, "leave")]);
+        const [, after] = await storage.events.listRoomSummaries({ localServer: "example.org", stateTypes: ["m.room.name"] });
+        expect(after).toMatchObject({ joinedMembers: 1, joinedLocalMembers: 0, stateEvents: 5, state: { "m.room.name": { name: "Valley" } } });
+      });
+    });
+
     describe("the event log", () => {
       it("appends in order and reads pages forward and backward", async () => {
         const log = await newRoom("!r:x");

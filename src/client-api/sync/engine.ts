@@ -35,9 +35,19 @@ export interface SyncEngine {
   sync(request: SyncRequest, timeoutMs: number, signal: AbortSignal): Promise<JsonObject>;
   /** Ends every waiting long-poll (graceful shutdown). */
   close(): void;
+  /** /sync requests being answered or waiting now (metrics). */
+  inProgress(): number;
 }
 
-export function createSyncEngine(deps: { storage: Storage; streams: StreamTracker; memberships: MembershipIndex; logger: Logger; now: () => number }): SyncEngine {
+export function createSyncEngine(deps: {
+  storage: Storage;
+  streams: StreamTracker;
+  memberships: MembershipIndex;
+  logger: Logger;
+  now: () => number;
+  /** The cache of recent events, when the caller wants one that also counts them (admin/metrics.ts). */
+  recentEvents?: RecentEvents;
+}): SyncEngine {
   const { storage, streams, memberships, now } = deps;
   const waiters = new SyncWaiters(streams);
   const typing = new TypingTracker(now, (roomId) => waiters.wakeKeys([roomKey(roomId)]));
@@ -46,9 +56,10 @@ export function createSyncEngine(deps: { storage: Storage; streams: StreamTracke
   // Everything committed before start-up is below the floor: older tokens get full answers.
   const changes = new StreamChangeCache(streams.visible);
   const keyCounts = new KeyCountsCache(storage.keys);
-  const recentEvents = new RecentEvents();
+  const recentEvents = deps.recentEvents ?? new RecentEvents();
   const readers: SyncReaders = { storage, decorator, typing, changes, memberships, recentEvents, keyCounts, toDeviceBacklog: new Set() };
   let closed = false;
+  let inProgress = 0;
 
   const notifier: SyncNotifier = {
     notifyUsers: (userIds, streamPos) => waiters.notifyUsers(userIds, streamPos),
@@ -72,6 +83,7 @@ export function createSyncEngine(deps: { storage: Storage; streams: StreamTracke
       let cancelWait: (() => void) | undefined;
       const onAbort = (): void => cancelWait?.();
       signal.addEventListener("abort", onAbort, { once: true });
+      inProgress += 1;
       try {
         for (;;) {
           const rooms = await memberships.membershipsOf(request.userId);
@@ -96,9 +108,11 @@ export function createSyncEngine(deps: { storage: Storage; streams: StreamTracke
           }
         }
       } finally {
+        inProgress -= 1;
         signal.removeEventListener("abort", onAbort);
       }
     },
+    inProgress: () => inProgress,
     close() {
       closed = true;
       waiters.close();

@@ -518,6 +518,16 @@ export function createOutboundQueues(deps: OutboundQueuesDeps): OutboundQueues {
       return repo.getDestination(destination);
     },
 
+    destinationStates() {
+      return [...states.values()].map((state) => ({
+        destination: state.name,
+        queuedLpdus: state.lpdus.length,
+        transactionInFlight: state.pending !== undefined,
+        failures: state.failures,
+        phase: state.phase,
+      }));
+    },
+
     async resetDestination(destination) {
       const state = stateOf(destination);
       if (!state.loaded) applyRow(state, await repo.getDestination(destination));

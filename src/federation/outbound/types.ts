@@ -14,6 +14,18 @@ export type { FederationFanout };
 /** What became of one LPDU sent to its hub: accepted, or refused with the hub's `failed_pdus` error. */
 export type LpduResult = { ok: true } | { ok: false; error: string };
 
+/** One destination's queue as held in memory (OutboundQueues.destinationStates). */
+export interface DestinationSnapshot {
+  destination: string;
+  /** LPDUs waiting for a transaction (PDUs and EDUs wait in the database outbox). */
+  queuedLpdus: number;
+  /** A transaction was built and is being sent or retried. */
+  transactionInFlight: boolean;
+  /** Consecutive failed transactions (0 once one succeeds). */
+  failures: number;
+  phase: "idle" | "sending" | "backoff";
+}
+
 export interface OutboundQueues extends FederationFanout {
   /** Rows for these destinations were queued (durably): send them. */
   wake(destinations: Iterable<string>): void;
@@ -33,6 +45,8 @@ export interface OutboundQueues extends FederationFanout {
   markReachable(server: string): void;
   /** Retry state of a destination (admin API, metrics); undefined if never sent to. */
   destination(destination: string): Promise<DestinationRow | undefined>;
+  /** What each destination known since start-up holds in memory now (metrics); no database read. */
+  destinationStates(): DestinationSnapshot[];
   /** Clears a destination's backoff and retries it at once (admin API). */
   resetDestination(destination: string): Promise<void>;
   /** Stops sending: waits for transactions in flight (bounded), cancels timers. */

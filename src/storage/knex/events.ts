@@ -1,6 +1,7 @@
 // Rooms, the linear event log, and the state index over it (DESIGN.md "Storage").
 import type { Knex } from "knex";
 import type { Pdu } from "../../core/events.js";
+import type { JsonObject } from "../../core/json.js";
 import type { EventsRepo, RoomRow, StoredEvent } from "../ports.js";
 import { atomically, chunk, toBool, toNumber } from "./db.js";
 
@@ -295,6 +296,43 @@ export function createEventsRepo(knex: Knex): EventsRepo {
       if (membership !== undefined) query.where("membership", membership);
       else query.whereNotNull("membership");
       return ((await query) as Array<{ state_key: string }>).map((r) => r.state_key);
+    },
+
+    async listRoomSummaries({ localServer, stateTypes }) {
+      const rooms = ((await knex("rooms").select("*").orderBy("room_id")) as RoomRecord[]).map(toRoomRow);
+      // One grouped scan of current_state gives every room's counts.
+      const localPattern = `%:${localServer.replace(/[\\%_]/g, (c) => `\\${c}`)}`;
+      const counts = (await knex("current_state")
+        .select("room_id")
+        .count({ state_events: "*" })
+        .select(knex.raw("SUM(CASE WHEN membership = 'join' THEN 1 ELSE 0 END) AS joined"))
+        .select(knex.raw("SUM(CASE WHEN membership = 'join' AND state_key LIKE ? ESCAPE '\\' THEN 1 ELSE 0 END) AS joined_local", [localPattern]))
+        .groupBy("room_id")) as Array<{ room_id: string; state_events: unknown; joined: unknown; joined_local: unknown }>;
+      const countsByRoom = new Map(counts.map((c) => [c.room_id, c]));
+      const stateRows =
+        stateTypes.length === 0
+          ? []
+          : ((await knex("current_state as s")
+              .join("events as e", "e.event_id", "s.event_id")
+              .select("s.room_id", "s.type", "e.json")
+              .where("s.state_key", "")
+              .whereIn("s.type", stateTypes)) as Array<{ room_id: string; type: string; json: string }>);
+      const stateByRoom = new Map<string, Record<string, JsonObject>>();
+      for (const row of stateRows) {
+        const state = stateByRoom.get(row.room_id) ?? {};
+        state[row.type] = (JSON.parse(row.json) as Pdu).content;
+        stateByRoom.set(row.room_id, state);
+      }
+      return rooms.map((room) => {
+        const c = countsByRoom.get(room.roomId);
+        return {
+          room,
+          joinedMembers: c ? toNumber(c.joined ?? 0) : 0,
+          joinedLocalMembers: c ? toNumber(c.joined_local ?? 0) : 0,
+          stateEvents: c ? toNumber(c.state_events) : 0,
+          state: stateByRoom.get(room.roomId) ?? {},
+        };
+      });
     },
 
     async getMembershipChanges(userId, fromPos, toPos) {
