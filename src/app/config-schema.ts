@@ -20,6 +20,7 @@ export interface ConfigFile {
   signing_key_path?: string;
   signing_key_backend: "native" | "noble";
   registration: { enabled: boolean; allow_guests: boolean };
+  registration_shared_secret?: string;
   rate_limits: Record<RateLimitBucket, { per_second: number; burst: number }>;
   log_level: LogLevel;
   limits: { max_request_bytes: number; max_upload_bytes: number };
@@ -190,6 +191,15 @@ export const configSchema: SchemaNode = {
         enabled: { type: "boolean", default: false, description: "Open registration: anyone who can reach the server may create an account." },
         allow_guests: { type: "boolean", default: false, description: "Allow guest accounts (`kind=guest`)." },
       },
+    },
+    registration_shared_secret: {
+      type: "string",
+      minLength: 1,
+      examples: ["a long random string"],
+      description:
+        "Enables shared-secret registration (`/_synapse/admin/v1/register`, as Synapse defines it, so its `register_new_matrix_user` " +
+        "and other scripts work): whoever knows this secret can create accounts, admins included, even with registration closed. " +
+        "Unset: the endpoint is disabled.",
     },
     rate_limits: {
       type: "object",

@@ -47,6 +47,8 @@ export interface BobbinConfig {
   readonly signingKeyPath: string;
   readonly signingKeyBackend: Ed25519BackendName;
   readonly registration: { enabled: boolean; allowGuests: boolean };
+  /** Enables `/_synapse/admin/v1/register`; undefined: disabled. */
+  readonly registrationSharedSecret: string | undefined;
   readonly rateLimits: RateLimitSettings;
   readonly logLevel: LogLevel;
   readonly maxRequestBytes: number;
@@ -194,6 +196,7 @@ function resolveConfig(file: ConfigFile, baseDir: string, source: string): Bobbi
     signingKeyPath,
     signingKeyBackend: file.signing_key_backend,
     registration: { enabled: file.registration.enabled, allowGuests: file.registration.allow_guests },
+    registrationSharedSecret: file.registration_shared_secret,
     rateLimits,
     logLevel: file.log_level,
     maxRequestBytes: file.limits.max_request_bytes,
@@ -224,6 +227,7 @@ export function toHomeserverSettings(config: BobbinConfig, runtime: { signingKey
     signingKey: runtime.signingKey,
     listeners: config.listeners,
     registration: config.registration,
+    ...(config.registrationSharedSecret !== undefined ? { registrationSharedSecret: config.registrationSharedSecret } : {}),
     rateLimits: config.rateLimits,
     maxRequestBytes: config.maxRequestBytes,
     federation: config.federation,

@@ -26,6 +26,7 @@ import { createEdusOut } from "../federation/edus-out.js";
 import { createRemoteKeys } from "../federation/remote-keys.js";
 import { BOBBIN_VERSION } from "./version.js";
 import { adminApi } from "../admin/api/index.js";
+import { bobbinAdminApi } from "../admin/api/bobbin.js";
 import { createAuthService, createKeys } from "../client-api/accounts/index.js";
 import { createRateLimiter, type RateLimitSettings } from "../client-api/accounts/rate-limit.js";
 import type { ClientApiContext } from "../client-api/contracts.js";
@@ -48,6 +49,8 @@ export interface HomeserverSettings {
   /** Where the client and federation APIs listen. Port 0 picks a free port (tests). */
   listeners: Array<{ host: string; port: number }>;
   registration: { enabled: boolean; allowGuests: boolean };
+  /** Enables shared-secret registration (`/_synapse/admin/v1/register`); absent: disabled. */
+  registrationSharedSecret?: string;
   rateLimits: RateLimitSettings;
   maxRequestBytes: number;
   /** Federation transport settings (config key `federation`); absent in tests that do not federate. */
@@ -253,7 +256,9 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
         }),
       ],
       // Server admins only (issue 7): the Synapse Admin API subset admins' tools use.
-      ["/_synapse/admin", adminApi({ ctx, auth, rooms, version: BOBBIN_VERSION, logger: logger.child({ component: "admin" }) })],
+      ["/_synapse/admin", adminApi({ ctx, auth, rooms, queues: outbound, registrationSharedSecret: settings.registrationSharedSecret, version: BOBBIN_VERSION, logger: logger.child({ component: "admin" }) })],
+      // Bobbin's own admin API (LM data Synapse's has no place for); server admins only as well.
+      ["/_bobbin/admin", bobbinAdminApi({ storage, authenticator: ctx.authenticator })],
       // Unauthenticated: server keys and the notary (LM draft "Retrieving Server Keys"), .well-known.
       ["/", keyRoutes({ notary })],
       ["/", wellKnownRoutes({ wellKnownServer: federation.wellKnownServer })],

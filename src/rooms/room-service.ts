@@ -248,6 +248,11 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
     await link.inviteThroughHub(head.hubServer, buildLpdu(draft, head.hubServer, { serverName, key: deps.signingKey }, head.rules), head.rules.id);
   }
 
+  /** A room an admin blocked (admin API `DELETE /rooms/{roomId}` with `block`) takes no one in. */
+  async function refuseIfBlocked(roomId: string): Promise<void> {
+    if (await storage.blockedRooms.get(roomId)) throw new MatrixError(Errcode.FORBIDDEN, 403, `Room ${roomId} has been blocked by the server's administrators`);
+  }
+
   function withReason(content: JsonObject, reason: string | undefined): JsonObject {
     return reason === undefined ? content : { ...content, reason };
   }
@@ -380,6 +385,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
 
     async join(sender, roomIdOrAlias, reason, serverHints = []) {
       const { roomId, servers } = await resolveRoomAndServers(roomIdOrAlias, serverHints);
+      await refuseIfBlocked(roomId);
       const head = await writer.head(roomId);
       const profile = await profileContent(sender.userId);
       if (!head || (!writer.isHostedHere(head) && !participating(head))) {
@@ -413,6 +419,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
 
     async knock(sender, roomIdOrAlias, reason, serverHints = []) {
       const { roomId, servers } = await resolveRoomAndServers(roomIdOrAlias, serverHints);
+      await refuseIfBlocked(roomId);
       const head = await writer.head(roomId);
       if (!head || (!writer.isHostedHere(head) && !participating(head))) {
         const tryServers = candidateServers(roomId, servers);
@@ -432,6 +439,7 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       switch (action) {
         case "invite":
           if (targetMembership === "invite") return;
+          await refuseIfBlocked(roomId);
           content = { ...(await profileContent(target)), membership: "invite" };
           if (serverNameOf(target) !== serverName && (head.joinedServers.get(serverNameOf(target) as string) ?? 0) === 0) {
             await inviteRemote(sender, head, target, withReason(content, reason));

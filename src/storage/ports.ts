@@ -438,6 +438,22 @@ export interface FederationRepo {
 
 // ---------------------------------------------------------------------------------------------
 
+/** A room a server admin blocked (admin API `DELETE /v1/rooms/{roomId}` with `block`, `PUT .../block`). */
+export interface BlockedRoomRow {
+  roomId: string;
+  /** The admin who blocked it. */
+  blockedBy: string;
+  blockedTs: number;
+}
+
+export interface BlockedRoomsRepo {
+  /** Blocks the room; blocking it again keeps the first record. */
+  block(roomId: string, blockedBy: string, ts: number): Promise<void>;
+  /** false when it was not blocked. */
+  unblock(roomId: string): Promise<boolean>;
+  get(roomId: string): Promise<BlockedRoomRow | undefined>;
+}
+
 export interface StorageRepos {
   readonly accounts: AccountsRepo;
   readonly events: EventsRepo;
@@ -450,6 +466,7 @@ export interface StorageRepos {
   readonly keys: KeysRepo;
   readonly serverKeys: ServerKeysRepo;
   readonly federation: FederationRepo;
+  readonly blockedRooms: BlockedRoomsRepo;
 }
 
 export type StorageTx = StorageRepos;

@@ -72,7 +72,7 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         await storage.close();
         await database.drop();
         database = await fixture!.newDatabase();
-        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys", "0003-forgotten-rooms", "0004-federation", "0005-replica-history"]);
+        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys", "0003-forgotten-rooms", "0004-federation", "0005-replica-history", "0006-blocked-rooms"]);
         storage = await openStorage(database.settings, { migrate: false });
         expect(await storage.maxStreamPos()).toBe(0);
       });
@@ -773,6 +773,32 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         expect(fallbacks).toHaveLength(10);
         expect(new Set(fallbacks.map((k) => k!.keyId))).toEqual(new Set(["signed_curve25519:K99"]));
         expect(await storage.keys.countOneTimeKeys(alice, "D1")).toEqual({});
+      });
+    });
+
+    describe("blocked rooms", () => {
+      it("blocks, keeps the first record when blocked again, unblocks, and survives a restart", async () => {
+        expect(await storage.blockedRooms.get("!r:example.org")).toBeUndefined();
+        await storage.blockedRooms.block("!r:example.org", alice, 1_700_000_000_000);
+        await storage.blockedRooms.block("!r:example.org", bob, 1_700_000_000_999);
+        expect(await storage.blockedRooms.get("!r:example.org")).toEqual({ roomId: "!r:example.org", blockedBy: alice, blockedTs: 1_700_000_000_000 });
+        expect(await storage.blockedRooms.get("!other:example.org")).toBeUndefined();
+        await storage.close();
+        storage = await openStorage(database.settings);
+        expect((await storage.blockedRooms.get("!r:example.org"))?.blockedBy).toBe(alice);
+        expect(await storage.blockedRooms.unblock("!r:example.org")).toBe(true);
+        expect(await storage.blockedRooms.unblock("!r:example.org")).toBe(false);
+        expect(await storage.blockedRooms.get("!r:example.org")).toBeUndefined();
+      });
+
+      it("blocks inside a transaction that rolls back: nothing is blocked", async () => {
+        await expect(
+          storage.transaction(async (tx) => {
+            await tx.blockedRooms.block("!r:example.org", alice, 1);
+            throw new Error("abort");
+          }),
+        ).rejects.toThrow("abort");
+        expect(await storage.blockedRooms.get("!r:example.org")).toBeUndefined();
       });
     });
 

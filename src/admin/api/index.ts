@@ -5,9 +5,14 @@ import { Router } from "express";
 import type { Logger } from "pino";
 import type { AuthService } from "../../client-api/accounts/auth-service.js";
 import type { ClientApiContext, ProfilePropagator } from "../../client-api/contracts.js";
+import type { OutboundQueues } from "../../federation/outbound/types.js";
+import type { RoomService } from "../../rooms/room-service.js";
 import { requireAuth, unrecognized } from "../../client-api/http.js";
+import { createFederationAdmin, mountFederationRoutes } from "./federation.js";
 import { requireServerAdmin } from "./guard.js";
 import { createRoomAdmin } from "./room-admin.js";
+import { createSharedSecretRegistration, mountRegisterRoutes } from "./register.js";
+import { createRoomDelete, mountRoomDeleteRoutes } from "./room-delete.js";
 import { mountRoomRoutes } from "./rooms.js";
 import { mountServerVersionRoutes } from "./server-version.js";
 import { createUserAdmin } from "./user-admin.js";
@@ -16,8 +21,12 @@ import { mountUserRoutes } from "./users.js";
 export interface AdminApiDeps {
   ctx: ClientApiContext;
   auth: AuthService;
-  /** The room service: profile changes and a deactivated user's leaves. */
-  rooms: ProfilePropagator;
+  /** The room service: profile changes, a deactivated user's leaves, a deleted room's members leaving. */
+  rooms: ProfilePropagator & Pick<RoomService, "leave" | "forget">;
+  /** The outbound federation queues: a destination's retry state is reset through them. */
+  queues: OutboundQueues;
+  /** `registration_shared_secret`: enables `/v1/register`; undefined: disabled. */
+  registrationSharedSecret: string | undefined;
   version: string;
   logger: Logger;
 }
@@ -26,9 +35,15 @@ export function adminApi(deps: AdminApiDeps): Router {
   const router = Router();
   // Public, as Synapse serves it: the federation API's `/version` tells anyone the same.
   mountServerVersionRoutes(router, deps.version);
+  // Public too: the shared secret in the request's MAC authenticates it.
+  const { ctx } = deps;
+  const registration = { secret: deps.registrationSharedSecret, auth: deps.auth, storage: ctx.storage, serverName: ctx.serverName, logger: deps.logger, now: ctx.now };
+  mountRegisterRoutes(router, createSharedSecretRegistration(registration));
   router.use(requireAuth(deps.ctx.authenticator), requireServerAdmin(deps.ctx.storage));
   mountUserRoutes(router, createUserAdmin({ ctx: deps.ctx, auth: deps.auth, rooms: deps.rooms, logger: deps.logger }));
   mountRoomRoutes(router, createRoomAdmin({ storage: deps.ctx.storage, serverName: deps.ctx.serverName }));
+  mountRoomDeleteRoutes(router, createRoomDelete({ storage: ctx.storage, rooms: deps.rooms, serverName: ctx.serverName, logger: deps.logger, now: ctx.now }));
+  mountFederationRoutes(router, createFederationAdmin({ repo: ctx.storage.federation, queues: deps.queues, logger: deps.logger, now: ctx.now }));
   router.use(unrecognized(router));
   return router;
 }

@@ -4,6 +4,7 @@ import type { AccessRevocation, Storage, StorageRepos } from "../ports.js";
 import { createAccountDataRepo } from "./account-data.js";
 import { createAccountsRepo } from "./accounts.js";
 import { createAliasesRepo } from "./aliases.js";
+import { createBlockedRoomsRepo } from "./blocked-rooms.js";
 import { createClientTxnsRepo } from "./client-txns.js";
 import { type Engine, toNumber } from "./db.js";
 import { createEventsRepo } from "./events.js";
@@ -39,6 +40,7 @@ export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: Ac
     keys: createKeysRepo(knex, engine),
     serverKeys: createServerKeysRepo(knex),
     federation: createFederationRepo(knex, destSets),
+    blockedRooms: createBlockedRoomsRepo(knex),
   };
 }
 

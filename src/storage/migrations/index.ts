@@ -10,6 +10,7 @@ import { serverKeysSchema } from "./0002-server-keys.js";
 import { forgottenRoomsSchema } from "./0003-forgotten-rooms.js";
 import { replicaHistorySchema } from "./0005-replica-history.js";
 import { federationSchema } from "./0004-federation.js";
+import { blockedRoomsSchema } from "./0006-blocked-rooms.js";
 
 export interface Migration {
   /** Recorded in the `knex_migrations` table; unique and stable forever. */
@@ -18,7 +19,7 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema, forgottenRoomsSchema, federationSchema, replicaHistorySchema];
+export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema, forgottenRoomsSchema, federationSchema, replicaHistorySchema, blockedRoomsSchema];
 
 /** The knex migration source over `migrations`. */
 export function migrationSource(list: readonly Migration[] = migrations): Knex.MigrationSource<Migration> {
