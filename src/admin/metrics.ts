@@ -73,7 +73,7 @@ export function createMetrics(options: { serverName: string; processMetrics: boo
     observeRequest(req, res, next) {
       const started = process.hrtime.bigint();
       res.once("finish", () => {
-        const labels = { method: req.method, route: routePattern(req), status_class: `${Math.floor(res.statusCode / 100)}xx` };
+        const labels = { method: req.method, route: routePattern(req, res), status_class: `${Math.floor(res.statusCode / 100)}xx` };
         requests.inc(labels);
         durations.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       });
@@ -99,9 +99,12 @@ function isHostedHere(event: StoredEvent, serverName: string): boolean {
  * The express route pattern (`/_matrix/client/v3/rooms/:roomId/send/...`), never the raw path:
  * IDs in label values would make a time series per room. Requests no route matched share one label.
  */
-function routePattern(req: Request): string {
+function routePattern(req: Request, res: Response): string {
   const route = (req.route as { path?: unknown } | undefined)?.path;
-  return typeof route === "string" ? `${req.baseUrl}${route}` : "unmatched";
+  if (typeof route !== "string") return "unmatched";
+  // http-app.ts records the mount on the way in: by `finish`, a failed request's baseUrl is reset.
+  const mount = typeof res.locals.mountPath === "string" ? res.locals.mountPath : req.baseUrl;
+  return `${mount}${route}`;
 }
 
 function registerQueueGauges(registry: Registry, sourcesOf: () => MetricsSources | undefined): void {

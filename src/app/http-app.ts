@@ -33,7 +33,13 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   // X-Matrix check (federation/transport/require-auth.ts).
   const parseJson = express.json({ limit: options.maxRequestBytes, strict: false, type: () => true });
   app.use((req: Request, res: Response, next: NextFunction) => (req.path.startsWith("/_matrix/federation/") ? next() : parseJson(req, res, next)));
-  for (const [prefix, router] of options.mounts) app.use(prefix, router);
+  // The mount a request entered, kept for after it left the router (an error's way out resets
+  // req.baseUrl; the request metrics label routes with it).
+  const recordMount = (req: Request, res: Response, next: NextFunction): void => {
+    res.locals.mountPath = req.baseUrl;
+    next();
+  };
+  for (const [prefix, router] of options.mounts) app.use(prefix, recordMount, router);
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new MatrixError(Errcode.UNRECOGNIZED, 404, `Unrecognized request: ${req.method} ${req.path}`));
   });

@@ -95,6 +95,14 @@ describe("metrics listener", () => {
     expect(sample(await scrape(), "bobbin_http_requests_total", { method: "GET", route: "unmatched", status_class: "4xx" })).toBeGreaterThanOrEqual(1);
   });
 
+  it("labels a request that fails with its whole route, mount included", async () => {
+    const labels = { method: "POST", route: "/_matrix/client/v3/login", status_class: "4xx" };
+    const before = sample(await scrape(), "bobbin_http_requests_total", labels) ?? 0;
+    const failed = await fetch(`${baseUrl}/_matrix/client/v3/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "m.login.password", user: "nobody", password: "wrong" }) });
+    expect(failed.status).toBeGreaterThanOrEqual(400);
+    expect(sample(await scrape(), "bobbin_http_requests_total", labels)).toBe(before + 1);
+  });
+
   it("labels a parameterised route by its pattern and counts the events persisted in a room hosted here", async () => {
     const { token } = await register(`alice${randomBytes(3).toString("hex")}`);
     const before = sample(await scrape(), "bobbin_events_persisted_total", { room_kind: "hosted" }) ?? 0;
