@@ -159,6 +159,8 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
 
   const join: JsonObject = {};
   const deviceListUsers = new Set<string>();
+  // Users who may no longer share a room with this one: `device_lists.left` once checked below.
+  const leftCandidates = new Set<string>();
   for (const roomId of joinedIds) {
     const roomChanges = changedRooms.get(roomId) ?? [];
     // Newly joined: the membership before the window was not join.
@@ -210,7 +212,9 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
     const roomData = roomAccountData.get(roomId) ?? [];
 
     for (const event of timeline.events) {
-      if (event.pdu.type === MEMBER && event.pdu.content.membership === "join" && event.pdu.state_key !== userId) deviceListUsers.add(event.pdu.state_key ?? "");
+      if (event.pdu.type !== MEMBER || event.pdu.state_key === undefined || event.pdu.state_key === userId) continue;
+      if (event.pdu.content.membership === "join") deviceListUsers.add(event.pdu.state_key);
+      else if (event.pdu.content.membership === "leave" || event.pdu.content.membership === "ban") leftCandidates.add(event.pdu.state_key);
     }
     if (!fullState && timeline.events.length === 0 && state.length === 0 && ephemeral.length === 0 && roomData.length === 0) continue;
 
@@ -248,6 +252,7 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
       // The timeline ends with the leave (or ban) event; the SDK needs it to see the room left.
       const timeline = await latestEvents(readers, userId, roomId, initial ? 0 : sincePos, own.streamPos, timelineLimit, filter.timeline);
       if (!timeline.events.some((e) => e.eventId === own.eventId)) timeline.events.push(own);
+      if (!initial) for (const member of await readers.memberships.joinedMembers(roomId)) leftCandidates.add(member);
       leave[roomId] = {
         timeline: {
           events: (await decorator.decorate(timeline.events, viewer)) as unknown as JsonObject[],
@@ -275,6 +280,7 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
   }
 
   let changedDevices: string[] = [];
+  let leftDevices: string[] = [];
   if (!initial) {
     const sharing = new Set<string>([userId]);
     for (const roomId of [...memberships].filter(([, m]) => m === "join").map(([id]) => id)) {
@@ -282,6 +288,9 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
     }
     const listsChanged = changeCache.anyMayHaveChanged("device_lists", sharing, sincePos) ? await storage.keys.getDeviceListChanges([...sharing], sincePos, toPos) : [];
     changedDevices = [...new Set([...listsChanged, ...deviceListUsers])].filter((u) => u.length > 0);
+    // Client-Server API "Tracking the device list for a user": `left` lists users with whom the
+    // syncing user no longer shares any room.
+    leftDevices = [...leftCandidates].filter((u) => u !== userId && !sharing.has(u));
   }
 
   const { oneTimeKeyCounts: otkCounts, unusedFallbackAlgorithms: fallbackTypes } = await keyCounts.get(userId, deviceId);
@@ -292,7 +301,7 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
     rooms: roomsBody,
     account_data: { events: globalData as unknown as JsonObject[] },
     to_device: { events: toDevice.map((m) => ({ sender: m.sender, type: m.type, content: m.content })) },
-    device_lists: { changed: changedDevices, left: [] },
+    device_lists: { changed: changedDevices, left: leftDevices },
     device_one_time_keys_count: otkCounts,
     device_unused_fallback_key_types: fallbackTypes,
     presence: { events: [] },

@@ -126,3 +126,26 @@ test("one-time key counts follow uploads and claims; room-mates see device-list 
   const bobNext = await sync(server, bob, { since: bobStart.next_batch });
   expect(bobNext.device_lists.changed).toContain(alice.userId);
 });
+
+test("device_lists.left names the users one no longer shares a room with, and only them", async () => {
+  const carol = await server.register("dl-carol");
+  const dave = await server.register("dl-dave");
+  const erin = await server.register("dl-erin");
+  const shared = await createRoom(server, carol, { preset: "public_chat" });
+  const other = await createRoom(server, carol, { preset: "public_chat" });
+  await join(server, dave, shared);
+  await join(server, erin, shared);
+  await join(server, erin, other);
+  const start = await sync(server, carol);
+
+  // Dave leaves the only room he shares with Carol; Erin leaves one of two.
+  expect((await server.request("POST", `${api}/rooms/${enc(shared)}/leave`, { token: dave.accessToken, body: {} })).status).toBe(200);
+  expect((await server.request("POST", `${api}/rooms/${enc(other)}/leave`, { token: erin.accessToken, body: {} })).status).toBe(200);
+  const next = await sync(server, carol, { since: start.next_batch });
+  expect(next.device_lists.left).toEqual([dave.userId]);
+
+  // Carol leaves the room she still shares with Erin: now Erin is gone from her device lists too.
+  expect((await server.request("POST", `${api}/rooms/${enc(shared)}/leave`, { token: carol.accessToken, body: {} })).status).toBe(200);
+  const after = await sync(server, carol, { since: next.next_batch });
+  expect(after.device_lists.left).toEqual([erin.userId]);
+});
