@@ -20,8 +20,8 @@ import { getRoomVersion, type RoomVersionRules } from "../core/room-versions.js"
 import type { Ed25519Verifier } from "../core/ed25519.js";
 import { signedBytesOf, type SigningKey, type VerifyKeyLookup } from "../core/signing.js";
 import { acceptLpdu, checkPduIntegrity, completeLpdu, receivePdu, type ServerIdentity } from "../room-dag/index.js";
-import type { Storage, StorageTx, StoredEvent } from "../storage/ports.js";
-import type { PlacedEvent, RoomHead, RoomWriter } from "./room-writer.js";
+import type { Storage, StorageTx } from "../storage/ports.js";
+import { stateKeyOf, type PlacedEvent, type RoomHead, type RoomWriter } from "./room-writer.js";
 import { createVerifyPool, type VerifyJob, type VerifyPool } from "./verify-pool.js";
 
 /** What became of one received (L)PDU: keyed by the event ID of the object as received. */
@@ -85,9 +85,7 @@ export interface RoomFederation {
 /** Signatures handed to the verifying worker at a time while a send_join answer is checked. */
 const VERIFY_BLOCK = 1024;
 
-const stateKeyOf = (type: string, stateKey: string): string => `${type}\u0000${stateKey}`;
-
-/** The state view of a head (or nothing for a stub without `m.room.create`). */
+/** Whether the head holds the room's state (an invite or knock stub holds only its own event). */
 function hasCreate(head: RoomHead): boolean {
   return head.state.has(stateKeyOf("m.room.create", ""));
 }

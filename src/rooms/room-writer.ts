@@ -24,7 +24,8 @@ import { KeyedLock } from "./keyed-lock.js";
 import type { MembershipIndex } from "./membership-index.js";
 import type { RecentEvents } from "./recent-events.js";
 
-const stateKeyOf = (type: string, stateKey: string): string => `${type}\u0000${stateKey}`;
+/** The key of a state event in a head's state map. */
+export const stateKeyOf = (type: string, stateKey: string): string => `${type}\u0000${stateKey}`;
 
 /** The cached tip of one room: what the next event is placed after and authorized against. */
 export interface RoomHead {
@@ -257,7 +258,7 @@ export class RoomWriter {
     roomRow?: RoomRow,
     refusedOut?: Array<{ index: number; error: MatrixError }>,
   ): Promise<PlacedEvent[]> {
-    const { storage, streams, now, notifier, memberships, recentEvents, serverName, fanout } = this.deps;
+    const { storage, streams, notifier, memberships, recentEvents, serverName, fanout } = this.deps;
     // Steps 4–5 on a working copy of the head, so a refusal leaves the cache untouched.
     const state = new Map(head.state);
     const joinedServers = new Map(head.joinedServers);

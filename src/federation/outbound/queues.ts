@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { JsonObject } from "../../core/json.js";
-import type { DestinationRow, OutboxEdu, OutboxPdu, Storage } from "../../storage/ports.js";
+import type { DestinationRow, OutboxEdu, Storage } from "../../storage/ports.js";
 import type { FederationClient, FederationResponse } from "../transport/client.js";
 import { FederationRequestError } from "../transport/errors.js";
 import { retryDelayMs, type BackoffSettings } from "./backoff.js";

@@ -12,7 +12,7 @@ import { isJsonObject, type JsonObject, type JsonValue } from "../../core/json.j
 import { getRoomVersion, knownRoomVersions } from "../../core/room-versions.js";
 import { verifyEventSignatures, type SigningKey } from "../../core/signing.js";
 import { buildLpdu, checkPduIntegrity, type EventDraft } from "../../room-dag/index.js";
-import type { EchoedEvent, HubLink } from "../../rooms/hub-link.js";
+import type { HubLink } from "../../rooms/hub-link.js";
 import type { RoomFederation } from "../../rooms/room-federation.js";
 import type { KeyRing } from "../keys/key-ring.js";
 import type { OutboundQueues } from "../outbound/types.js";
@@ -210,5 +210,3 @@ export function createFederationHubLink(deps: FederationHubLinkDeps): HubLink {
 
   return link;
 }
-
-export type { EchoedEvent, RoomEvent };

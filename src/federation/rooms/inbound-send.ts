@@ -19,9 +19,8 @@ import type { EchoWaiters } from "./echoes.js";
 import { prefetchEventKeys } from "./event-keys.js";
 import type { JoinsInProgress } from "./joins.js";
 import { lmPaths } from "../paths.js";
+import { MAX_EDUS_PER_TXN, MAX_PDUS_PER_TXN } from "../outbound/transaction.js";
 
-export const MAX_PDUS_PER_TXN = 50;
-export const MAX_EDUS_PER_TXN = 100;
 
 /** Handles the EDUs of a transaction (edus.ts). */
 export type EduReceiver = (origin: string, edus: JsonObject[]) => Promise<void>;
