@@ -14,6 +14,8 @@ export interface Requester {
   isAdmin: boolean;
   /** Set when an application service's token made the request (masquerading as `userId`). */
   appserviceId?: string;
+  /** Set for an application service registered with `rate_limited: false`: rate limits do not apply. */
+  exemptFromRateLimits?: boolean;
   /** SHA-256 hex of the access token used (for logout). */
   tokenHash: string;
 }
