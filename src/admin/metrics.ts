@@ -1,6 +1,6 @@
 // Prometheus metrics (issue 7 "Observability"): HTTP requests per route, events persisted per room
-// kind, the outbound federation queues per destination, syncs in progress and prom-client's process
-// metrics. Each homeserver has its own registry (tests run several in one process). The request
+// kind, the outbound federation queues per destination, syncs in progress, the database connection
+// pool, MLS commits accepted and rejected, and prom-client's process metrics. Each homeserver has its own registry (tests run several in one process). The request
 // path only increments counters; gauges are read from memory when Prometheus scrapes.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,14 +10,19 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import { serverNameOf } from "../core/identifiers.js";
 import type { OutboundQueues } from "../federation/outbound/types.js";
 import { RecentEvents } from "../rooms/recent-events.js";
-import type { StoredEvent } from "../storage/ports.js";
+import type { PoolStats, StoredEvent } from "../storage/ports.js";
 
 /** What the gauges read at scrape time. */
 export interface MetricsSources {
   queues: Pick<OutboundQueues, "destinationStates">;
   /** /sync requests being answered or waiting (SyncEngine.inProgress). */
   syncsInProgress: () => number;
+  /** The database connection pool (Storage.poolStats). */
+  databasePool: () => PoolStats;
 }
+
+/** What the hub decided about an `m.mls.commit` (DESIGN.md "One commit per MLS epoch"). */
+export type MlsCommitOutcome = "accepted" | "rejected";
 
 export interface Metrics {
   readonly registry: Registry;
@@ -27,6 +32,8 @@ export interface Metrics {
   readonly recentEvents: RecentEvents;
   /** Connects the gauges to the services they read (built after the metrics). */
   readSourcesFrom(sources: MetricsSources): void;
+  /** Counts one MLS commit the hub accepted (appended) or rejected (`bobbin_mls_commits_total`). */
+  countMlsCommit(outcome: MlsCommitOutcome): void;
 }
 
 const PHASES = ["idle", "sending", "backoff"] as const;
@@ -49,6 +56,11 @@ export function createMetrics(options: { serverName: string; processMetrics: boo
   const persisted = new Counter({ name: "bobbin_events_persisted_total", help: "Room events committed, by room kind: hosted here (hub) or a replica of a room hosted elsewhere.", labelNames: ["room_kind"], registers: [registry] });
   const persistedHosted = persisted.labels("hosted");
   const persistedReplica = persisted.labels("replica");
+  const mlsCommits = new Counter({ name: "bobbin_mls_commits_total", help: "MLS commits this server checked as the room's hub, by outcome: accepted (appended) or rejected.", labelNames: ["outcome"], registers: [registry] });
+  // Both series exist from the start (an increment by 0 creates one), so a rate over `rejected` is 0 rather than absent.
+  const mlsOutcomes: Record<MlsCommitOutcome, { inc(value?: number): void }> = { accepted: mlsCommits.labels("accepted"), rejected: mlsCommits.labels("rejected") };
+  mlsOutcomes.accepted.inc(0);
+  mlsOutcomes.rejected.inc(0);
   let sources: MetricsSources | undefined;
 
   registerQueueGauges(registry, () => sources);
@@ -58,6 +70,19 @@ export function createMetrics(options: { serverName: string; processMetrics: boo
     registers: [registry],
     collect() {
       this.set(sources?.syncsInProgress() ?? 0);
+    },
+  });
+
+  new Gauge({
+    name: "bobbin_database_connections",
+    help: "The database connection pool: connections in use (used), open and idle (free), and queries waiting for a connection (pending).",
+    labelNames: ["state"],
+    registers: [registry],
+    collect() {
+      const pool = sources?.databasePool() ?? { used: 0, free: 0, pending: 0 };
+      this.set({ state: "used" }, pool.used);
+      this.set({ state: "free" }, pool.free);
+      this.set({ state: "pending" }, pool.pending);
     },
   });
 
@@ -82,6 +107,9 @@ export function createMetrics(options: { serverName: string; processMetrics: boo
     recentEvents: new CountingRecentEvents(),
     readSourcesFrom(given) {
       sources = given;
+    },
+    countMlsCommit(outcome) {
+      mlsOutcomes[outcome].inc();
     },
   };
 }

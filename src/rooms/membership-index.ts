@@ -81,6 +81,16 @@ export class MembershipIndex {
     return joined;
   }
 
+  /**
+   * The room was purged from the database (admin API). Users' cached memberships may name it:
+   * they are all dropped (reloaded on demand), as are loads in flight (the generation moves on).
+   */
+  forgetRoom(roomId: string): void {
+    this.generation += 1;
+    this.rooms.delete(roomId);
+    this.users.clear();
+  }
+
   /** A state event of `roomId` committed at `roomSeq` (called by the room writer). */
   applyStateEvent(roomId: string, roomSeq: number, event: { type: string; stateKey: string; content: Record<string, unknown> }): void {
     if (event.type === MEMBER) {

@@ -46,6 +46,11 @@ export class RecentEvents {
     }
   }
 
+  /** The room was purged from the database (admin API): nothing of it may be served from here. */
+  forgetRoom(roomId: string): void {
+    this.rooms.delete(roomId);
+  }
+
   /** `eventId` was redacted by `redactedBy`; `pdu` is its redacted copy (as storage now holds). */
   redact(roomId: string, eventId: string, redactedBy: string, pdu: Pdu): void {
     const events = this.rooms.get(roomId);

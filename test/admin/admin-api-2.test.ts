@@ -168,9 +168,9 @@ describe("deleting and blocking rooms", () => {
     expect(rejoin.body.errcode).toBe("M_FORBIDDEN");
   });
 
-  it("refuses to purge (the default) or to move users to a new room, and 404s an unknown room unless blocking it", async () => {
+  it("refuses to move users to a new room, and 404s an unknown room unless blocking it", async () => {
     const roomId = (await server.request("POST", `${C}/createRoom`, { token: user.accessToken, body: {} })).body.room_id as string;
-    for (const body of [{}, { purge: true }, { purge: false, new_room_user_id: admin.userId }]) {
+    for (const body of [{ new_room_user_id: admin.userId }, { purge: false, new_room_user_id: admin.userId }, { purge: "yes" }]) {
       const refused = await del(admin, roomId, body);
       expect(refused.status).toBe(400);
       expect(refused.body.errcode).toBe("M_INVALID_PARAM");

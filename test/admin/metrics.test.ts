@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { startHomeserver, type Homeserver, type HomeserverSettings } from "../../src/app/homeserver.js";
+import { createMetrics } from "../../src/admin/metrics.js";
 import { nativeEd25519 } from "../../src/core/ed25519.js";
 import { freePort } from "../support/test-server.js";
 import { waitFor } from "../support/wait.js";
@@ -147,6 +148,43 @@ describe("metrics listener", () => {
     const answered = await polling;
     expect(answered?.status).toBe(200);
     await waitFor("the gauge to go down", async () => ((sample(await scrape(), "bobbin_sync_requests_in_progress") ?? 0) === 0 ? true : undefined));
+  });
+});
+
+describe("database pool and MLS commits", () => {
+  it("reports the pool's connections in use, idle and waited for, as they change", async () => {
+    const pool = (text: string) => ["used", "free", "pending"].map((state) => sample(text, "bobbin_database_connections", { state }));
+    // SQLite: one connection, idle between requests.
+    expect(pool(await scrape())).toEqual([0, 1, 0]);
+    let release!: () => void;
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    const transaction = homeserver.storage.transaction(async () => {
+      held();
+      await new Promise<void>((resolve) => (release = resolve));
+    });
+    await holding;
+    // A query waits for the one connection the transaction holds.
+    const waiting = homeserver.storage.maxStreamPos();
+    await waitFor("the query to wait for a connection", async () => (pool(await scrape())[2] === 1 ? true : undefined));
+    expect(pool(await scrape())).toEqual([1, 0, 1]);
+    release();
+    await transaction;
+    await waiting;
+    expect(pool(await scrape())).toEqual([0, 1, 0]);
+  });
+
+  it("counts MLS commits by outcome, both series present from the start", async () => {
+    const text = await scrape();
+    expect(sample(text, "bobbin_mls_commits_total", { outcome: "accepted" })).toBe(0);
+    expect(sample(text, "bobbin_mls_commits_total", { outcome: "rejected" })).toBe(0);
+    const metrics = createMetrics({ serverName: "localhost", processMetrics: false });
+    metrics.countMlsCommit("accepted");
+    metrics.countMlsCommit("accepted");
+    metrics.countMlsCommit("rejected");
+    const counted = await metrics.registry.metrics();
+    expect(sample(counted, "bobbin_mls_commits_total", { outcome: "accepted" })).toBe(2);
+    expect(sample(counted, "bobbin_mls_commits_total", { outcome: "rejected" })).toBe(1);
   });
 });
 

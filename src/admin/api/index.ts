@@ -22,7 +22,7 @@ export interface AdminApiDeps {
   ctx: ClientApiContext;
   auth: AuthService;
   /** The room service: profile changes, a deactivated user's leaves, a deleted room's members leaving. */
-  rooms: ProfilePropagator & Pick<RoomService, "leave" | "forget">;
+  rooms: ProfilePropagator & Pick<RoomService, "leave" | "forget" | "purge">;
   /** The outbound federation queues: a destination's retry state is reset through them. */
   queues: OutboundQueues;
   /** `registration_shared_secret`: enables `/v1/register`; undefined: disabled. */

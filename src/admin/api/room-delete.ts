@@ -1,8 +1,8 @@
 // Deleting and blocking rooms (Synapse Admin API "Delete Room" v1 and "Block Room"):
 // `DELETE /v1/rooms/{roomId}`, `GET|PUT /v1/rooms/{roomId}/block`. Deleting makes every local
-// member leave the room and forget it, removes its local aliases and its directory entry, and
-// blocks it when asked. Purging the history from the database is not supported: the room's
-// events stay (other servers hold them too), so the caller must say `purge: false`.
+// member leave the room and forget it, removes its local aliases and its directory entry, blocks it
+// when asked, and then (unless `purge: false`, as in Synapse) purges it: every row of the room is
+// deleted from the database (storage/knex/purge.ts). Other servers keep their copies.
 import type { Router } from "express";
 import type { Logger } from "pino";
 import { Errcode, MatrixError } from "../../core/errors.js";
@@ -15,7 +15,7 @@ import { adminOf, logAdminAction } from "./guard.js";
 export interface RoomDeleteDeps {
   storage: Storage;
   /** Local members leave and forget the room as themselves, as their own client would. */
-  rooms: Pick<RoomService, "leave" | "forget">;
+  rooms: Pick<RoomService, "leave" | "forget" | "purge">;
   serverName: string;
   logger: Logger;
   now: () => number;
@@ -29,7 +29,8 @@ export interface RoomDeletion {
 }
 
 export interface RoomDelete {
-  delete(admin: string, roomId: string, options: { block: boolean }): Promise<RoomDeletion>;
+  /** `forcePurge`: purge even when a local member could not be made to leave. */
+  delete(admin: string, roomId: string, options: { block: boolean; purge: boolean; forcePurge?: boolean }): Promise<RoomDeletion>;
   blockStatus(roomId: string): Promise<{ block: boolean; user_id?: string }>;
   setBlocked(admin: string, roomId: string, block: boolean): Promise<void>;
 }
@@ -63,7 +64,7 @@ export function createRoomDelete(deps: RoomDeleteDeps): RoomDelete {
   }
 
   return {
-    async delete(admin, roomId, { block }) {
+    async delete(admin, roomId, { block, purge, forcePurge = false }) {
       const room = await storage.events.getRoom(roomId);
       // As Synapse: a room this server does not know may still be blocked ahead of time.
       if (!room && !block) throw new MatrixError(Errcode.NOT_FOUND, 404, "Unknown room id");
@@ -71,7 +72,15 @@ export function createRoomDelete(deps: RoomDeleteDeps): RoomDelete {
       const { kicked, failed } = room ? await removeLocalMembers(roomId) : { kicked: [], failed: [] };
       const aliases = room ? await removeAliases(roomId) : [];
       if (room?.isPublic) await storage.events.setRoomPublic(roomId, false);
-      logAdminAction(logger, admin, "delete_room", { room_id: roomId, block, kicked_users: kicked, failed_to_kick_users: failed, local_aliases: aliases });
+      logAdminAction(logger, admin, "delete_room", { room_id: roomId, block, purge, kicked_users: kicked, failed_to_kick_users: failed, local_aliases: aliases });
+      if (room && purge) {
+        // Synapse's rule: a local member still in the room stops the purge unless it is forced.
+        if (failed.length > 0 && !forcePurge) {
+          throw new MatrixError(Errcode.UNKNOWN, 500, `Not purged: ${failed.length} local member(s) could not leave the room; send force_purge: true to purge anyway`);
+        }
+        const purged = await deps.rooms.purge(roomId);
+        logAdminAction(logger, admin, "purge_room", { room_id: roomId, events: purged.events, rows: purged.rows });
+      }
       return { kicked_users: kicked, failed_to_kick_users: failed, local_aliases: aliases, new_room_id: null };
     },
 
@@ -92,10 +101,11 @@ export function mountRoomDeleteRoutes(router: Router, rooms: RoomDelete): void {
   // DELETE /v1/rooms/{roomId}
   router.delete("/v1/rooms/:roomId", async (req, res) => {
     const body = bodyOf(req);
-    // Synapse purges unless told not to; Bobbin cannot, so it asks to be told.
-    if (optionalBoolean(body, "purge") !== false) throw new MatrixError(Errcode.INVALID_PARAM, 400, "Purging rooms is not supported: send purge: false");
     if (body.new_room_user_id !== undefined && body.new_room_user_id !== null) throw new MatrixError(Errcode.INVALID_PARAM, 400, "new_room_user_id is not supported");
-    res.json(await rooms.delete(adminOf(res), paramOf(req, "roomId"), { block: optionalBoolean(body, "block") ?? false }));
+    // Synapse's defaults: purge unless told not to; force_purge only with purge.
+    const purge = optionalBoolean(body, "purge") ?? true;
+    const forcePurge = purge && (optionalBoolean(body, "force_purge") ?? false);
+    res.json(await rooms.delete(adminOf(res), paramOf(req, "roomId"), { block: optionalBoolean(body, "block") ?? false, purge, forcePurge }));
   });
 
   // GET /v1/rooms/{roomId}/block
