@@ -7,8 +7,28 @@ import type { Requester, TokenAuthenticator } from "../http.js";
 import { createDecoyHash, hashPassword, MAX_PASSWORD_LENGTH, verifyPassword, type ScryptParams } from "./passwords.js";
 import { generateLocalpart, localpartOfUsername } from "./usernames.js";
 
+/**
+ * The application services of this server as the Client-Server API needs them (Application Service
+ * API "Client-Server API Extensions"); implemented by src/appservice, injected by app/.
+ */
+export interface AppserviceAccess {
+  /** The service whose `as_token` this is. */
+  byToken(asToken: string): { id: string; senderUserId: string; rateLimited: boolean } | undefined;
+  /** The user is the service's sender or in one of its user namespaces. */
+  ownsUser(appserviceId: string, userId: string): boolean;
+  ownsAlias(appserviceId: string, alias: string): boolean;
+  /** Why the user may not be registered by the service (undefined: by anyone else); undefined when it may. */
+  userClaimRefusal(userId: string, appserviceId: string | undefined): string | undefined;
+  aliasClaimRefusal(alias: string, appserviceId: string | undefined): string | undefined;
+  /** Asks the services holding the user in a namespace (they may create it); true when one answered 200. */
+  queryUser(userId: string): Promise<boolean>;
+  queryAlias(alias: string): Promise<boolean>;
+}
+
 /** Registration, login, tokens and devices; also what the CLI's register-user uses. */
 export interface AuthService extends TokenAuthenticator {
+  /** The server's application services, when any are registered. */
+  readonly appservices?: AppserviceAccess;
   /** Creates an account (open registration or not: callers decide policy). Throws M_USER_IN_USE / M_INVALID_USERNAME. */
   registerUser(options: { localpart: string; password: string | null; admin?: boolean; guest?: boolean; appserviceId?: string }): Promise<{ userId: string }>;
   /** A new device (or an existing one by ID) with a fresh access token. */
@@ -65,7 +85,7 @@ function generateDeviceId(): string {
   return id;
 }
 
-export function createAuthService(deps: { storage: Storage; now: () => number; serverName: string; scrypt?: ScryptParams }): AuthService {
+export function createAuthService(deps: { storage: Storage; now: () => number; serverName: string; scrypt?: ScryptParams; appservices?: AppserviceAccess }): AuthService {
   const { storage, now, serverName } = deps;
   /** `userId \0 deviceId` -> last time last-seen was written. */
   const lastSeenWritten = new Map<string, number>();
@@ -150,8 +170,42 @@ export function createAuthService(deps: { storage: Storage; now: () => number; s
     return { userId };
   }
 
+  /**
+   * A request made with a service's `as_token` (Application Service API "Identity assertion"): it
+   * acts as `user_id` (default: its sender), which must be its own and registered, and as
+   * `device_id` when given, which must be one of that user's devices (MSC4326).
+   */
+  async function appserviceRequester(service: { id: string; senderUserId: string; rateLimited: boolean }, accessToken: string, request: { userIdParam?: string; deviceIdParam?: string }): Promise<Requester> {
+    const userId = request.userIdParam ?? service.senderUserId;
+    if (userId !== service.senderUserId && !deps.appservices?.ownsUser(service.id, userId)) {
+      throw new MatrixError(Errcode.FORBIDDEN, 403, `The application service cannot masquerade as ${userId}: it is outside its namespaces`);
+    }
+    const user = await storage.accounts.getUser(userId);
+    if (!user) throw new MatrixError(Errcode.FORBIDDEN, 403, `The application service has not registered ${userId}`);
+    if (user.deactivated) throw new MatrixError(Errcode.USER_DEACTIVATED, 403, "This account has been deactivated");
+    let deviceId = "";
+    if (request.deviceIdParam !== undefined) {
+      if (!(await storage.accounts.getDevice(userId, request.deviceIdParam))) throw new MatrixError(Errcode.FORBIDDEN, 403, `${userId} has no device ${request.deviceIdParam}`);
+      deviceId = request.deviceIdParam;
+    }
+    return {
+      userId,
+      deviceId,
+      isGuest: false,
+      isAdmin: user.isAdmin,
+      appserviceId: service.id,
+      // Registration schema `rate_limited`: masqueraded users are limited unless it is false; the sender never is.
+      exemptFromRateLimits: !service.rateLimited || userId === service.senderUserId,
+      tokenHash: hashAccessToken(accessToken),
+    };
+  }
+
   return {
+    ...(deps.appservices ? { appservices: deps.appservices } : {}),
+
     async authenticate(accessToken, request): Promise<Requester | undefined> {
+      const service = deps.appservices?.byToken(accessToken);
+      if (service) return appserviceRequester(service, accessToken, request);
       const at = now();
       const found = await lookUpToken(hashAccessToken(accessToken), at);
       if (!found || (found.expiresTs !== null && found.expiresTs <= at)) return undefined;

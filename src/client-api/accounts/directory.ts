@@ -5,6 +5,7 @@ import type { JsonObject } from "../../core/json.js";
 import type { RoomRow } from "../../storage/ports.js";
 import type { ClientApiContext, RemoteDirectory } from "../contracts.js";
 import type { Requester } from "../http.js";
+import type { AppserviceAccess } from "./auth-service.js";
 
 export interface PublicRoomsChunk {
   room_id: string;
@@ -55,7 +56,7 @@ function stringField(content: JsonObject | undefined, key: string): string | und
   return typeof value === "string" ? value : undefined;
 }
 
-export function createDirectory(ctx: ClientApiContext, remote?: RemoteDirectory): Directory {
+export function createDirectory(ctx: ClientApiContext, remote?: RemoteDirectory, appservices?: AppserviceAccess): Directory {
   const { storage } = ctx;
 
   async function existingRoom(roomId: string): Promise<RoomRow> {
@@ -106,6 +107,10 @@ export function createDirectory(ctx: ClientApiContext, remote?: RemoteDirectory)
     async createAlias(requester, alias, roomId) {
       const { server } = parseRoomAlias(alias);
       if (server !== ctx.serverName) throw new MatrixError(Errcode.INVALID_PARAM, 400, "Room aliases can only be created for this server");
+      // Application Service API "Server admin style permissions": exclusive alias namespaces are their
+      // service's alone, and a service creates aliases only inside its own namespaces (M_EXCLUSIVE).
+      const refusal = appservices?.aliasClaimRefusal(alias, requester.appserviceId);
+      if (refusal !== undefined) throw new MatrixError(Errcode.EXCLUSIVE, 400, refusal);
       await existingRoom(roomId);
       const created = await storage.transaction((tx) => tx.aliases.create(alias, roomId, requester.userId));
       if (!created) throw new MatrixError(Errcode.UNKNOWN, 409, `Room alias ${alias} already exists`);
@@ -118,7 +123,10 @@ export function createDirectory(ctx: ClientApiContext, remote?: RemoteDirectory)
         if (!remote) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room alias ${alias} not found`);
         return remote.queryAlias(alias);
       }
-      const entry = await storage.aliases.get(alias);
+      let entry = await storage.aliases.get(alias);
+      // An unknown alias in a service's namespace: ask the service, which may create it now
+      // (Application Service API "Querying", `GET /_matrix/app/v1/rooms/{roomAlias}`).
+      if (!entry && appservices && (await appservices.queryAlias(alias))) entry = await storage.aliases.get(alias);
       if (!entry) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room alias ${alias} not found`);
       const room = await storage.events.getRoom(entry.roomId);
       const servers = [ctx.serverName, ...(room && room.hubServer !== ctx.serverName ? [room.hubServer] : [])];
@@ -130,7 +138,8 @@ export function createDirectory(ctx: ClientApiContext, remote?: RemoteDirectory)
       const entry = await storage.aliases.get(alias);
       if (!entry) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room alias ${alias} not found`);
       // The spec leaves the policy open; here the alias's creator or a server admin may delete it.
-      if (entry.creator !== requester.userId && !requester.isAdmin) throw new MatrixError(Errcode.FORBIDDEN, 403, "Only the alias's creator may delete it");
+      const serviceOwns = requester.appserviceId !== undefined && appservices?.ownsAlias(requester.appserviceId, alias) === true;
+      if (entry.creator !== requester.userId && !requester.isAdmin && !serviceOwns) throw new MatrixError(Errcode.FORBIDDEN, 403, "Only the alias's creator may delete it");
       await storage.transaction((tx) => tx.aliases.delete(alias));
     },
 

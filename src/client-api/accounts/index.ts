@@ -48,9 +48,9 @@ export function mountAccountsApi(router: Router, ctx: ClientApiContext, auth: Au
   mountAccountRoutes(router, sessions, authenticator);
   mountCapabilitiesRoutes(router, authenticator);
   mountUserDataRoutes(router, createUserData(ctx), authenticator);
-  mountProfileRoutes(router, createProfiles(ctx, profiles, options.remoteProfiles), authenticator);
+  mountProfileRoutes(router, createProfiles(ctx, profiles, options.remoteProfiles, auth.appservices), authenticator);
   mountDeviceRoutes(router, createDevices(ctx, sessions), authenticator);
   mountKeysRoutes(router, createKeys(ctx, options.remoteKeys), authenticator);
   mountToDeviceRoutes(router, createToDevice(ctx), authenticator, ctx.logger);
-  mountDirectoryRoutes(router, createDirectory(ctx, options.remoteDirectory), authenticator);
+  mountDirectoryRoutes(router, createDirectory(ctx, options.remoteDirectory, auth.appservices), authenticator);
 }

@@ -3,6 +3,7 @@
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { serverNameOf } from "../../core/identifiers.js";
 import type { ClientApiContext, ProfilePropagator, RemoteProfiles } from "../contracts.js";
+import type { AppserviceAccess } from "./auth-service.js";
 
 export type ProfileField = "displayname" | "avatar_url";
 
@@ -16,7 +17,7 @@ export interface Profiles {
   setField(userId: string, field: ProfileField, value: string | null): Promise<void>;
 }
 
-export function createProfiles(ctx: ClientApiContext, propagator: ProfilePropagator, remote?: RemoteProfiles): Profiles {
+export function createProfiles(ctx: ClientApiContext, propagator: ProfilePropagator, remote?: RemoteProfiles, appservices?: AppserviceAccess): Profiles {
   async function localUser(userId: string) {
     const user = await ctx.storage.accounts.getUser(userId);
     if (!user || user.deactivated) throw new MatrixError(Errcode.NOT_FOUND, 404, "Profile not found");
@@ -31,6 +32,9 @@ export function createProfiles(ctx: ClientApiContext, propagator: ProfilePropaga
         if (!remote) throw new MatrixError(Errcode.NOT_FOUND, 404, "Profile not found");
         return remote.queryProfile(userId);
       }
+      // A user of a service's namespace that does not exist yet: ask the service, which may create
+      // it now (Application Service API "Querying", `GET /_matrix/app/v1/users/{userId}`).
+      if (appservices && !(await ctx.storage.accounts.getUser(userId))) await appservices.queryUser(userId);
       const user = await localUser(userId);
       return {
         ...(user.displayname !== null ? { displayname: user.displayname } : {}),

@@ -22,6 +22,10 @@ export interface RegisterRequest {
   initialDeviceDisplayName?: string;
   inhibitLogin: boolean;
   auth: JsonObject | undefined;
+  /** The body's `type`: `m.login.application_service` registers a user of a service's namespace. */
+  type?: string;
+  /** The request's access token: a service's `as_token` for `m.login.application_service`. */
+  accessToken?: string;
 }
 
 export interface LoginRequest {
@@ -47,6 +51,8 @@ export interface Sessions {
   /** M_INVALID_USERNAME / M_USER_IN_USE unless `username` could be registered now. */
   checkUsernameAvailable(username: string): Promise<void>;
   login(request: LoginRequest, ip: string): Promise<Required<SessionResponse>>;
+  /** `m.login.application_service` login: a session for a user of the service whose `as_token` is given. */
+  loginAppservice(request: Omit<LoginRequest, "password"> & { accessToken: string | undefined }): Promise<Required<SessionResponse>>;
   logout(requester: Requester): Promise<void>;
   logoutAll(requester: Requester): Promise<void>;
   changePassword(requester: Requester, newPassword: string, logoutDevices: boolean, auth: JsonObject | undefined): Promise<void>;
@@ -66,8 +72,31 @@ export function createSessions(ctx: ClientApiContext, auth: AuthService, uia: Ui
     return { user_id: userId, access_token: session.accessToken, device_id: session.deviceId, home_server: serverName };
   }
 
+  /** The service an `m.login.application_service` request's token names (401 as for any bad token). */
+  function appserviceOf(accessToken: string | undefined): { id: string } {
+    if (accessToken === undefined) throw new MatrixError(Errcode.MISSING_TOKEN, 401, "m.login.application_service needs the application service's as_token");
+    const service = auth.appservices?.byToken(accessToken);
+    if (!service) throw new MatrixError(Errcode.UNKNOWN_TOKEN, 401, "Unknown application service token", { soft_logout: false });
+    return service;
+  }
+
+  /** Application Service API "Server admin style permissions": no UIA, no password, only inside its namespaces. */
+  async function registerAppserviceUser(request: RegisterRequest): Promise<SessionResponse> {
+    const service = appserviceOf(request.accessToken);
+    if (request.username === undefined) throw new MatrixError(Errcode.MISSING_PARAM, 400, "Missing parameter: username");
+    const localpart = localpartOfUsername(request.username, serverName);
+    const refusal = auth.appservices?.userClaimRefusal(`@${localpart}:${serverName}`, service.id);
+    if (refusal !== undefined) throw new MatrixError(Errcode.EXCLUSIVE, 400, refusal);
+    const { userId } = await auth.registerUser({ localpart, password: null, appserviceId: service.id });
+    if (request.inhibitLogin) return { user_id: userId, home_server: serverName };
+    return startSession(userId, request.deviceId, request.initialDeviceDisplayName);
+  }
+
   async function checkUsernameAvailable(username: string): Promise<string> {
     const localpart = localpartOfUsername(username, serverName);
+    // Exclusive namespaces of application services are theirs alone (M_EXCLUSIVE).
+    const refusal = auth.appservices?.userClaimRefusal(`@${localpart}:${serverName}`, undefined);
+    if (refusal !== undefined) throw new MatrixError(Errcode.EXCLUSIVE, 400, refusal);
     if (!(await auth.isLocalpartAvailable(localpart))) throw new MatrixError(Errcode.USER_IN_USE, 400, "User ID already taken");
     return localpart;
   }
@@ -88,7 +117,8 @@ export function createSessions(ctx: ClientApiContext, auth: AuthService, uia: Ui
   }
 
   async function requirePassword(requester: Requester, purpose: string, authDict: JsonObject | undefined): Promise<void> {
-    ctx.rateLimiter.take("login", `user:${requester.userId}`);
+    // Application services registered with `rate_limited: false` are exempt from every client limit.
+    if (!requester.exemptFromRateLimits) ctx.rateLimiter.take("login", `user:${requester.userId}`);
     await uia.authenticate({
       purpose,
       userId: requester.userId,
@@ -100,6 +130,7 @@ export function createSessions(ctx: ClientApiContext, auth: AuthService, uia: Ui
 
   return {
     async register(request, ip) {
+      if (request.type === "m.login.application_service" && request.kind === "user") return registerAppserviceUser(request);
       if (request.kind === "guest") {
         if (!policy.allowGuests) throw new MatrixError(Errcode.FORBIDDEN, 403, "Guest access is disabled");
         ctx.rateLimiter.take("register", ip);
@@ -132,6 +163,14 @@ export function createSessions(ctx: ClientApiContext, auth: AuthService, uia: Ui
       if (userId === undefined) throw new MatrixError(Errcode.FORBIDDEN, 403, "Invalid username or password");
       ctx.rateLimiter.take("login", `user:${userId}`);
       await auth.checkPassword(userId, request.password);
+      return startSession(userId, request.deviceId, request.initialDeviceDisplayName);
+    },
+
+    async loginAppservice(request) {
+      const service = appserviceOf(request.accessToken);
+      const userId = localUserIdOf(request.user, serverName);
+      if (userId === undefined || !auth.appservices?.ownsUser(service.id, userId)) throw new MatrixError(Errcode.EXCLUSIVE, 403, `${request.user} is outside the application service's namespaces`);
+      if (!(await ctx.storage.accounts.getUser(userId))) throw new MatrixError(Errcode.FORBIDDEN, 403, `The application service has not registered ${userId}`);
       return startSession(userId, request.deviceId, request.initialDeviceDisplayName);
     },
 

@@ -4,7 +4,7 @@ import { isValidDeviceId } from "../../../core/identifiers.js";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import type { JsonObject } from "../../../core/json.js";
 import type { TokenAuthenticator } from "../../http.js";
-import { bodyOf, optionalBoolean, optionalString, queryString, requesterOf, requireAuth, requireString } from "../../http.js";
+import { accessTokenOf, bodyOf, optionalBoolean, optionalString, queryString, requesterOf, requireAuth, requireString } from "../../http.js";
 import { identifiedUser, type Sessions } from "../sessions.js";
 import { authDictOf } from "../uia.js";
 
@@ -22,13 +22,28 @@ export function mountLoginRoutes(router: Router, sessions: Sessions, authenticat
 
   // GET /v3/login
   router.get("/v3/login", (_req, res) => {
-    res.json({ flows: [{ type: "m.login.password" }] });
+    res.json({ flows: [{ type: "m.login.password" }, { type: "m.login.application_service" }] });
   });
 
   // POST /v3/login
   router.post("/v3/login", async (req, res) => {
     const body = bodyOf(req);
     const type = requireString(body, "type");
+    if (type === "m.login.application_service") {
+      const named = identifiedUser(body);
+      if (named === undefined) throw new MatrixError(Errcode.MISSING_PARAM, 400, "Missing parameter: identifier");
+      const asDeviceId = optionalDeviceId(body);
+      const asDisplayName = optionalString(body, "initial_device_display_name");
+      res.json(
+        await sessions.loginAppservice({
+          user: named,
+          accessToken: accessTokenOf(req),
+          ...(asDeviceId !== undefined ? { deviceId: asDeviceId } : {}),
+          ...(asDisplayName !== undefined ? { initialDeviceDisplayName: asDisplayName } : {}),
+        }),
+      );
+      return;
+    }
     if (type !== "m.login.password") throw new MatrixError(Errcode.UNKNOWN, 400, `Unknown login type ${type}`);
     const user = identifiedUser(body);
     if (user === undefined) {
@@ -67,6 +82,8 @@ export function mountLoginRoutes(router: Router, sessions: Sessions, authenticat
         ...(displayName !== undefined ? { initialDeviceDisplayName: displayName } : {}),
         inhibitLogin,
         auth: authDictOf(body),
+        ...(typeof body.type === "string" ? { type: body.type } : {}),
+        ...(accessTokenOf(req) !== undefined ? { accessToken: accessTokenOf(req) } : {}),
       },
       req.ip ?? "",
     );
