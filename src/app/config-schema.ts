@@ -21,7 +21,9 @@ export interface ConfigFile {
   signing_key_backend: "native" | "noble";
   registration: { enabled: boolean; allow_guests: boolean };
   registration_shared_secret?: string;
+  app_service_config_files: string[];
   rate_limits: Record<RateLimitBucket, { per_second: number; burst: number }>;
+  trusted_proxies: string[];
   log_level: LogLevel;
   limits: { max_request_bytes: number; max_upload_bytes: number };
   federation: {
@@ -37,8 +39,12 @@ export interface ConfigFile {
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** The actions the Client-Server API rate-limits, per user or per client address. */
-export const RATE_LIMIT_BUCKETS = ["login", "register", "message"] as const;
+/**
+ * The rate-limited actions: three Client-Server API actions (per user or per client address), then
+ * every Client-Server request per user and per client address, and every Federation API request per
+ * origin server.
+ */
+export const RATE_LIMIT_BUCKETS = ["login", "register", "message", "per_user", "per_ip", "per_origin"] as const;
 export type RateLimitBucket = (typeof RATE_LIMIT_BUCKETS)[number];
 
 /** A node of the schema as this project writes it (a subset of JSON Schema draft-07). */
@@ -74,11 +80,20 @@ export interface SchemaNode {
 /** Fails whatever the value: marks a key that is not allowed in a branch of `if`/`then`. */
 const forbidden: SchemaNode = { not: {} };
 
-// Synapse's defaults for rc_login, rc_registration and rc_message.
+// Synapse's defaults for rc_login, rc_registration and rc_message. The request limits are far above
+// what a client or a server does in normal use (a busy client syncs and sends a few times a second;
+// a peer has one transaction in flight at a time): they stop floods, not users.
 const rateLimitDefaults: Record<RateLimitBucket, { per_second: number; burst: number; what: string }> = {
   login: { per_second: 0.17, burst: 3, what: "Login attempts." },
   register: { per_second: 0.17, burst: 3, what: "Registration attempts." },
   message: { per_second: 0.2, burst: 10, what: "Messages and other room events sent." },
+  per_user: { per_second: 100, burst: 500, what: "Every authenticated Client-Server API request, per user." },
+  per_ip: {
+    per_second: 200,
+    burst: 1000,
+    what: "Every Client-Server API request, per client IP address (the `X-Forwarded-For` address only from `trusted_proxies`). Several users behind one NAT share it.",
+  },
+  per_origin: { per_second: 500, burst: 2500, what: "Every authenticated Federation API request, per origin server." },
 };
 
 function rateLimitBucket(bucket: RateLimitBucket): SchemaNode {
@@ -201,12 +216,34 @@ export const configSchema: SchemaNode = {
         "and other scripts work): whoever knows this secret can create accounts, admins included, even with registration closed. " +
         "Unset: the endpoint is disabled.",
     },
+    app_service_config_files: {
+      type: "array",
+      default: [],
+      examples: [["/etc/bobbin/appservices/irc.yaml"]],
+      description:
+        "Registration files of application services (bridges, bots), in the Application Service API's YAML format: `id`, `url`, " +
+        "`as_token`, `hs_token`, `sender_localpart`, `namespaces`, `rate_limited`, `protocols`. A relative path is relative to the " +
+        "directory of the configuration file. A file that is missing or invalid stops start-up with the file and key named (docs/bridges.md).",
+      items: { type: "string", minLength: 1 },
+    },
     rate_limits: {
       type: "object",
       additionalProperties: false,
       default: {},
-      description: "Token-bucket rate limits per action. Requests over the limit get 429 `M_LIMIT_EXCEEDED`.",
+      description:
+        "Token-bucket rate limits per action. Requests over the limit get 429 `M_LIMIT_EXCEEDED` with `retry_after_ms`. " +
+        "Application services registered with `rate_limited: false` are exempt from every Client-Server limit (docs/rate-limits.md).",
       properties: Object.fromEntries(RATE_LIMIT_BUCKETS.map((bucket) => [bucket, rateLimitBucket(bucket)])),
+    },
+    trusted_proxies: {
+      type: "array",
+      default: [],
+      examples: [["127.0.0.1", "::1"]],
+      description:
+        "Reverse proxies whose `X-Forwarded-For` header names the client: IP addresses, CIDR subnets (`10.0.0.0/8`) or `loopback`. " +
+        "Requests from these addresses count against the client address the proxy reports (rate limits, devices' last seen address). " +
+        "Empty: the header is ignored and the address of the connection is the client's. Set it when Bobbin is behind nginx or a load balancer.",
+      items: { type: "string", format: "proxy-address" },
     },
     log_level: {
       type: "string",
@@ -312,8 +349,8 @@ export const configSchema: SchemaNode = {
       default: {},
       description:
         "Prometheus metrics, served at `/metrics` on a listener of their own so they can stay private while the APIs are public: " +
-        "HTTP requests and durations per route, events persisted, outbound federation queues per destination, syncs in progress " +
-        "and the process's CPU, memory and event loop.",
+        "HTTP requests and durations per route, events persisted, outbound federation queues per destination, syncs in progress, " +
+        "the database connection pool, MLS commits accepted and rejected, and the process's CPU, memory and event loop.",
       examples: [{ enabled: true, host: "127.0.0.1", port: 9090 }],
       properties: {
         enabled: { type: "boolean", default: false, description: "Serve the metrics." },

@@ -2,6 +2,7 @@
 // defaults), apply the environment overrides, resolve paths, and turn the result into the
 // settings startHomeserver takes. The only module that reads process.env.
 import { existsSync, readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { Ajv, type ErrorObject } from "ajv";
 import type { Logger } from "pino";
@@ -13,6 +14,8 @@ import type { SigningKey } from "../core/signing.js";
 import { parseServerName } from "../federation/transport/resolve.js";
 import type { FederationSettings } from "../federation/transport/settings.js";
 import type { DatabaseSettings } from "../storage/index.js";
+import { loadRegistrationFiles, RegistrationError } from "../appservice/load.js";
+import type { AppserviceRegistration } from "../appservice/registration.js";
 import { configSchema, type ConfigFile, type LogLevel } from "./config-schema.js";
 import type { HomeserverSettings } from "./homeserver.js";
 
@@ -49,7 +52,11 @@ export interface BobbinConfig {
   readonly registration: { enabled: boolean; allowGuests: boolean };
   /** Enables `/_synapse/admin/v1/register`; undefined: disabled. */
   readonly registrationSharedSecret: string | undefined;
+  /** The application services registered by `app_service_config_files`, loaded and validated; absent when none. */
+  readonly appservices?: AppserviceRegistration[];
   readonly rateLimits: RateLimitSettings;
+  /** Reverse proxies whose X-Forwarded-For is believed (config `trusted_proxies`); absent when none. */
+  readonly trustedProxies?: string[];
   readonly logLevel: LogLevel;
   readonly maxRequestBytes: number;
   /** For the media repository, which does not exist yet. */
@@ -129,6 +136,7 @@ function compileValidator() {
   ajv.addFormat("server-name", { type: "string", validate: isValidServerName });
   // `m.server` may also be an IP literal (Matrix "Resolving server names" step 3.1).
   ajv.addFormat("delegated-server-name", { type: "string", validate: (name: string) => parseServerName(name) !== undefined });
+  ajv.addFormat("proxy-address", { type: "string", validate: isProxyAddress });
   // The schema and ConfigFile are kept in step by hand; test/app/config.test.ts checks the defaults.
   return ajv.compile<ConfigFile>(configSchema);
 }
@@ -157,6 +165,7 @@ function describeError(error: ErrorObject, data: unknown, env: ConfigEnvironment
     case "enum":
       return [`${path} must be one of ${(params.allowedValues as string[]).join(", ")}, not ${JSON.stringify(error.data)}`];
     case "format":
+      if (path.startsWith("/trusted_proxies/")) return [`${path} must be an IP address, a CIDR subnet (10.0.0.0/8) or loopback, linklocal or uniquelocal, not ${JSON.stringify(error.data)}`];
       return [`${path} must be a server name (a host name with an optional :port, e.g. example.org), not ${JSON.stringify(error.data)}`];
     case "pattern":
       if (path === "/database/url") {
@@ -197,13 +206,25 @@ function resolveConfig(file: ConfigFile, baseDir: string, source: string): Bobbi
     signingKeyBackend: file.signing_key_backend,
     registration: { enabled: file.registration.enabled, allowGuests: file.registration.allow_guests },
     registrationSharedSecret: file.registration_shared_secret,
+    ...(file.app_service_config_files.length > 0 ? { appservices: loadAppservices(file.app_service_config_files.map((path) => resolve(baseDir, path)), source) } : {}),
     rateLimits,
+    ...(file.trusted_proxies.length > 0 ? { trustedProxies: [...file.trusted_proxies] } : {}),
     logLevel: file.log_level,
     maxRequestBytes: file.limits.max_request_bytes,
     maxUploadBytes: file.limits.max_upload_bytes,
     federation: resolveFederation(file.federation, baseDir),
     metrics: file.metrics.enabled ? { host: file.metrics.host, port: file.metrics.port } : undefined,
   };
+}
+
+/** Registration files are part of the configuration: a problem in one is a ConfigError naming file and key. */
+function loadAppservices(paths: string[], source: string): AppserviceRegistration[] {
+  try {
+    return loadRegistrationFiles(paths);
+  } catch (error) {
+    if (error instanceof RegistrationError) throw new ConfigError(`${source}: app_service_config_files: ${error.problems.join("; ")}`);
+    throw error;
+  }
 }
 
 function resolveFederation(federation: ConfigFile["federation"], baseDir: string): FederationSettings {
@@ -227,8 +248,10 @@ export function toHomeserverSettings(config: BobbinConfig, runtime: { signingKey
     signingKey: runtime.signingKey,
     listeners: config.listeners,
     registration: config.registration,
+    ...(config.appservices ? { appservices: config.appservices } : {}),
     ...(config.registrationSharedSecret !== undefined ? { registrationSharedSecret: config.registrationSharedSecret } : {}),
     rateLimits: config.rateLimits,
+    ...(config.trustedProxies ? { trustedProxies: config.trustedProxies } : {}),
     maxRequestBytes: config.maxRequestBytes,
     federation: config.federation,
     ...(config.metrics ? { metrics: config.metrics } : {}),
@@ -246,6 +269,17 @@ export function describeDatabase(database: DatabaseSettings): string {
   } catch {
     return "PostgreSQL (unparsable URL)";
   }
+}
+
+/** What express's `trust proxy` accepts: an address, a subnet (`/bits` or `/netmask`), or a named range. */
+function isProxyAddress(entry: string): boolean {
+  if (entry === "loopback" || entry === "linklocal" || entry === "uniquelocal") return true;
+  const [address, range, ...rest] = entry.split("/");
+  const family = isIP(address ?? "");
+  if (family === 0 || rest.length > 0) return false;
+  if (range === undefined) return true;
+  if (/^[0-9]{1,3}$/.test(range)) return Number(range) <= (family === 4 ? 32 : 128);
+  return family === 4 && isIP(range) === 4;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

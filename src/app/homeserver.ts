@@ -35,12 +35,17 @@ import { createSyncEngine } from "../client-api/sync/engine.js";
 import { MembershipIndex } from "../rooms/membership-index.js";
 import { createVerifyPool } from "../rooms/verify-pool.js";
 import { createRoomService } from "../rooms/room-service.js";
+import { MlsOverlay } from "../mls-overlay/mls-overlay.js";
+import { createMlsLoader } from "../mls-overlay/ts-mls-adapter.js";
 import { openStorage, type DatabaseSettings } from "../storage/index.js";
 import type { Storage } from "../storage/ports.js";
 import { StreamTracker } from "../storage/stream-tracker.js";
 import { createHttpApp } from "./http-app.js";
 import { healthRoutes } from "../admin/health.js";
 import type { MetricsListener } from "../admin/metrics.js";
+import { appserviceClientRoutes, createAppservices, createBridgeClient, DEFAULT_PUSHER_SETTINGS, type AppserviceRegistration, type PusherSettings } from "../appservice/index.js";
+import type { SyncNotifier } from "../client-api/contracts.js";
+import { Errcode, MatrixError } from "../core/errors.js";
 
 export interface HomeserverSettings {
   serverName: string;
@@ -51,7 +56,13 @@ export interface HomeserverSettings {
   registration: { enabled: boolean; allowGuests: boolean };
   /** Enables shared-secret registration (`/_synapse/admin/v1/register`); absent: disabled. */
   registrationSharedSecret?: string;
+  /** Application services (config `app_service_config_files`, loaded and validated). */
+  appservices?: AppserviceRegistration[];
+  /** How the transaction pushers back off (tests shorten it). */
+  appservicePusher?: PusherSettings;
   rateLimits: RateLimitSettings;
+  /** Reverse proxies whose X-Forwarded-For names the client (config `trusted_proxies`); absent: none. */
+  trustedProxies?: string[];
   maxRequestBytes: number;
   /** Federation transport settings (config key `federation`); absent in tests that do not federate. */
   federation?: FederationSettings;
@@ -121,7 +132,45 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     now,
   });
   sync.typing.relayLocalTyping((roomId, userId, typing, timeoutMs) => void edusOut.typing(roomId, userId, typing, timeoutMs));
-  const auth = createAuthService({ storage, now, serverName: settings.serverName });
+  // Application services: their pushers read the event stream; the room writer wakes them (below).
+  const appservices = createAppservices({
+    registrations: settings.appservices ?? [],
+    serverName: settings.serverName,
+    storage,
+    rooms: {
+      members: async (roomId) => (await memberships.room(roomId)).members,
+      membershipBefore: async (roomId, roomSeq, userId) => {
+        const membership = (await storage.events.getStateEventBefore(roomId, roomSeq, "m.room.member", userId))?.pdu.content.membership;
+        return typeof membership === "string" ? membership : undefined;
+      },
+      aliases: async (roomId) => {
+        const canonical = (await storage.events.getCurrentStateEvent(roomId, "m.room.canonical_alias", ""))?.pdu.content;
+        const alt = Array.isArray(canonical?.alt_aliases) ? canonical.alt_aliases.filter((a): a is string => typeof a === "string") : [];
+        return [...(await storage.aliases.listForRoom(roomId)), ...(typeof canonical?.alias === "string" ? [canonical.alias] : []), ...alt];
+      },
+    },
+    client: createBridgeClient(),
+    visiblePos: () => streams.visible,
+    logger: logger.child({ component: "appservice" }),
+    now,
+    settings: settings.appservicePusher ?? DEFAULT_PUSHER_SETTINGS,
+    ensureSender: async (localpart, appserviceId) => {
+      try {
+        await auth.registerUser({ localpart, password: null, appserviceId });
+      } catch (error) {
+        if (!(error instanceof MatrixError && error.errcode === Errcode.USER_IN_USE)) throw error;
+      }
+    },
+  });
+  // Every committed room event may be of interest to a service: wake the pushers with the syncs.
+  const roomNotifier: SyncNotifier = {
+    ...sync.notifier,
+    notifyRoom: (roomId, streamPos) => {
+      sync.notifier.notifyRoom(roomId, streamPos);
+      appservices.wake(streamPos);
+    },
+  };
+  const auth = createAuthService({ storage, now, serverName: settings.serverName, ...(appservices.registrations.length > 0 ? { appservices } : {}) });
   const ctx: ClientApiContext = {
     serverName: settings.serverName,
     storage,
@@ -137,14 +186,19 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   // Set once the federation client exists (below); the room writer wakes it after each hub event.
   let queues: OutboundQueues | undefined;
   const verifyPool = createVerifyPool();
+  // The MLS overlay (issue 5): checks commits and encrypted messages as the room writer places
+  // them; ts-mls is loaded on the first event of an encrypted room, not before.
+  const mlsLoader = createMlsLoader();
+  const mlsOverlay = new MlsOverlay({ storage, loader: mlsLoader, logger: logger.child({ component: "mls" }), now, ...(metrics ? { onCommitVerdict: (verdict: "accepted" | "rejected") => metrics.countMlsCommit(verdict) } : {}) });
   const rooms = createRoomService({
+    policy: mlsOverlay,
     verifyPool,
     fanout: { queued: (events) => queues?.queued(events), redacted: (eventId, pdu) => queues?.redacted(eventId, pdu) },
     serverName: settings.serverName,
     signingKey: settings.signingKey,
     storage,
     streams,
-    notifier: sync.notifier,
+    notifier: roomNotifier,
     transactions: sync.transactions,
     recentEvents: sync.recentEvents,
     memberships,
@@ -177,7 +231,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   const notary = createKeyNotary({ own, keyRing, now });
   const outbound = createOutboundQueues({ serverName: settings.serverName, storage, client: federationClient, visiblePos: () => streams.visible, logger: federationLogger.child({ part: "outbound" }), now, ...(federation.outbound ? { settings: federation.outbound } : {}) });
   queues = outbound;
-  metrics?.readSourcesFrom({ queues: outbound, syncsInProgress: () => sync.inProgress() });
+  metrics?.readSourcesFrom({ queues: outbound, syncsInProgress: () => sync.inProgress(), databasePool: () => storage.poolStats() });
   const echoes = new EchoWaiters();
   const joins = new JoinsInProgress();
   const remoteDirectory = createRemoteDirectory(federationClient);
@@ -201,12 +255,15 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     maxRequestBytes: settings.maxRequestBytes,
     ...(metrics ? { observeRequest: metrics.observeRequest } : {}),
     mounts: [
+      // Application Service API "Pinging"; before the client API, whose router ends with 404/405.
+      ["/_matrix/client", appserviceClientRoutes(appservices, auth)],
       [
         "/_matrix/client",
         clientApi(ctx, {
           auth,
           rooms,
           sync,
+          mls: { overlay: mlsOverlay, loader: mlsLoader },
           accounts: {
             registration: settings.registration,
             remoteProfiles: createRemoteProfiles(federationClient),
@@ -253,6 +310,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
           membership: { serverName: settings.serverName, signingKey: settings.signingKey, storage, rooms: rooms.federation, keyRing, hubLink: () => hubLink, logger: federationLogger },
           // Our users' keys through the client API's own key service: one claim path for both APIs.
           userKeys: createKeys(ctx),
+          rateLimiter: ctx.rateLimiter,
         }),
       ],
       // Server admins only (issue 7): the Synapse Admin API subset admins' tools use.
@@ -266,6 +324,10 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
       ["/", healthRoutes({ storage, logger })],
     ],
   });
+
+  // The client address of a request (`req.ip`: rate limits, devices' last seen address) is the
+  // connection's unless it comes from a configured proxy, whose X-Forwarded-For is then believed.
+  app.set("trust proxy", settings.trustedProxies && settings.trustedProxies.length > 0 ? settings.trustedProxies : false);
 
   const servers: Server[] = [];
   const urls: string[] = [];
@@ -299,6 +361,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     }
     if (metricsModule && metrics && settings.metrics) metricsListener = await metricsModule.startMetricsListener(metrics, settings.metrics, logger.child({ component: "metrics" }));
     await outbound.start();
+    await appservices.start();
   } catch (error) {
     await metricsListener?.close();
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
@@ -326,6 +389,8 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
         // 3. Transactions in flight to other servers finish (bounded); the rest stays queued in the database.
         logger.info("flushing outbound federation queues");
         await outbound.close();
+        // 4. Application service transactions in flight finish; the rest stays queued in the database.
+        await appservices.close();
         await verifyPool.close();
         federationClient.close();
         // Last: Prometheus sees the shutdown's last moments.

@@ -7,19 +7,35 @@ import { mountAccountsApi, type AccountsOptions, type AuthService } from "./acco
 import type { ClientApiContext } from "./contracts.js";
 import { unrecognized } from "./http.js";
 import { mountRoomsApi } from "./rooms/index.js";
+import { limitRequestsPerIp, limitRequestsPerUser } from "./request-rate-limits.js";
 import type { SyncEngine } from "./sync/engine.js";
+import type { MlsOverlay } from "../mls-overlay/mls-overlay.js";
+import type { MlsLoader } from "../mls-overlay/ts-mls-adapter.js";
+import { createToDevice } from "./accounts/to-device.js";
+import { createMlsCommits } from "./mls/mls-commits.js";
+import { mountMlsRoutes } from "./mls/routes.js";
 
 export interface ClientApiServices {
   auth: AuthService;
   rooms: RoomService;
   sync: SyncEngine;
   accounts: AccountsOptions;
+  /** The MLS overlay (Bobbin's `org.bobbin.mls` endpoints); absent: not served. */
+  mls?: { overlay: MlsOverlay; loader: MlsLoader };
 }
 
-export function clientApi(ctx: ClientApiContext, services: ClientApiServices): Router {
+export function clientApi(clientCtx: ClientApiContext, services: ClientApiServices): Router {
   const router = Router();
+  // Rate limits on every request (request-rate-limits.ts): per client address before any route,
+  // per user wherever a route authenticates.
+  router.use(limitRequestsPerIp(clientCtx.rateLimiter, clientCtx.authenticator));
+  const ctx: ClientApiContext = { ...clientCtx, authenticator: limitRequestsPerUser(clientCtx.authenticator, clientCtx.rateLimiter) };
   mountRoomsApi(router, ctx, services.rooms, services.sync);
   mountAccountsApi(router, ctx, services.auth, services.rooms, services.accounts);
+  if (services.mls) {
+    const commits = createMlsCommits({ ctx, rooms: services.rooms, overlay: services.mls.overlay, loader: services.mls.loader, toDevice: createToDevice(ctx) });
+    mountMlsRoutes(router, commits, ctx.authenticator, ctx.logger);
+  }
   router.use(unrecognized(router));
   return router;
 }

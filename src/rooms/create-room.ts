@@ -4,6 +4,7 @@
 import { Errcode, MatrixError } from "../core/errors.js";
 import { isValidUserId } from "../core/identifiers.js";
 import { isJsonObject, type JsonObject } from "../core/json.js";
+import { ROOM_ALGORITHM } from "../mls-overlay/wire.js";
 
 export type Preset = "private_chat" | "trusted_private_chat" | "public_chat";
 
@@ -57,6 +58,11 @@ export function parseCreateRoomRequest(body: JsonObject): CreateRoomRequest {
   if (override !== undefined && override !== null && !isJsonObject(override)) throw bad("power_level_content_override must be an object");
   const creation = body.creation_content;
   if (creation !== undefined && creation !== null && !isJsonObject(creation)) throw bad("creation_content must be an object");
+  // Encryption is chosen at creation, MLS only, and can never be switched off (MLS wire contract section 1).
+  const encryption = isJsonObject(creation) ? creation.encryption : undefined;
+  if (encryption !== undefined && (!isJsonObject(encryption) || encryption.algorithm !== ROOM_ALGORITHM)) {
+    throw bad(`creation_content.encryption must be {"algorithm": "${ROOM_ALGORITHM}"}`, Errcode.INVALID_PARAM);
+  }
   const isDirect = body.is_direct ?? false;
   if (typeof isDirect !== "boolean") throw bad("is_direct must be a boolean", Errcode.INVALID_PARAM);
 

@@ -11,7 +11,7 @@ import { DEFAULT_ROOM_VERSION, getRoomVersion } from "../core/room-versions.js";
 import type { SigningKey } from "../core/signing.js";
 import { membershipOf, powerLevelsFrom } from "../auth-rules/index.js";
 import { buildLpdu, type EventDraft } from "../room-dag/index.js";
-import type { ClientTxnsRepo, Storage } from "../storage/ports.js";
+import type { ClientTxnsRepo, RoomPurge, Storage } from "../storage/ports.js";
 import type { FederationFanout } from "./fanout.js";
 import type { VerifyPool } from "./verify-pool.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
@@ -22,7 +22,7 @@ import type { MembershipIndex } from "./membership-index.js";
 import type { RecentEvents } from "./recent-events.js";
 import { RoomQueries } from "./room-queries.js";
 import { createRoomFederation, type RoomFederation } from "./room-federation.js";
-import { RoomWriter, type EventRequest, type PlacedEvent, type RoomHead } from "./room-writer.js";
+import { RoomWriter, type EventRequest, type PlacedEvent, type RoomEventPolicy, type RoomHead } from "./room-writer.js";
 import { TransactionEchoes } from "./transaction-echoes.js";
 
 export interface RoomServiceDeps {
@@ -45,6 +45,8 @@ export interface RoomServiceDeps {
   recentEvents: RecentEvents;
   /** Public read receipts for the room's other servers (federation/edus-out.ts). */
   remoteEdus?: RemoteEdus;
+  /** Room policy beyond the auth rules (the MLS overlay), handed to the room writer. */
+  policy?: RoomEventPolicy;
 }
 
 /** Who asks: a user and, for transaction IDs, the device. */
@@ -73,6 +75,12 @@ export interface RoomService extends ProfilePropagator {
   /** invite, kick, ban, unban of `target` by `sender`. */
   changeMembership(sender: Sender, roomId: string, action: MembershipAction, target: string, reason?: string): Promise<void>;
   forget(sender: Sender, roomId: string): Promise<void>;
+  /**
+   * Deletes every row of the room from the database (admin API room purge) under the room's lock,
+   * so no append races it, and drops what the writer, the membership index and the recent-events
+   * cache hold of it.
+   */
+  purge(roomId: string): Promise<RoomPurge>;
   putReceipt(sender: Sender, roomId: string, receiptType: string, eventId: string, threadId: string | null): Promise<void>;
   setReadMarkers(sender: Sender, roomId: string, markers: { fullyRead?: string; read?: string; readPrivate?: string }): Promise<void>;
 }
@@ -472,6 +480,16 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
       // Never a member: nothing to forget.
       if (writer.stateView(head).get("m.room.member", sender.userId) === undefined) return;
       await storage.events.forgetRoom(sender.userId, roomId);
+    },
+
+    purge(roomId) {
+      return writer.withRoom(roomId, async () => {
+        const purged = await storage.purge.purgeRoom(roomId);
+        writer.forget(roomId);
+        deps.memberships.forgetRoom(roomId);
+        deps.recentEvents.forgetRoom(roomId);
+        return purged;
+      });
     },
 
     async putReceipt(sender, roomId, receiptType, eventId, threadId) {

@@ -71,6 +71,23 @@ export interface BuiltRequest {
 
 export type BuiltOutcome = { ok: true; event: RoomEvent; softFailed?: boolean } | { ok: false; error: MatrixError };
 
+/**
+ * Room policy beyond the auth rules that needs its own records (the MLS overlay's commit and
+ * message checks; receive pipeline step 5). One batch per append, under the room's lock: `check`
+ * sees every event after the auth rules allowed it, in order, against the state before it. A
+ * refusal refuses a local event or a hub's LPDU and soft-fails a PDU a replica receives. `persist`
+ * runs in the append's transaction, `committed` once it committed.
+ */
+export interface RoomEventPolicy {
+  begin(roomId: string, hostedHere: boolean): RoomPolicyBatch;
+}
+
+export interface RoomPolicyBatch {
+  check(event: RoomEvent, stateBefore: RoomStateView): Promise<MatrixError | undefined>;
+  persist(tx: StorageTx): Promise<void>;
+  committed(): void;
+}
+
 export interface PlacedEvent {
   event: RoomEvent;
   roomSeq: number;
@@ -96,6 +113,8 @@ export interface WriterDeps {
   recentEvents: RecentEvents;
   /** Wakes the outbound federation queues once a hub event's queue rows committed. */
   fanout?: FederationFanout;
+  /** Checks beyond the auth rules (the MLS overlay); see RoomEventPolicy. */
+  policy?: RoomEventPolicy;
 }
 
 /** Heads kept in memory; beyond this the least recently used are dropped (reloaded on demand). */
@@ -274,6 +293,7 @@ export class RoomWriter {
     // Redactions that arrived built (a participant's, or the hub's fan-out) take effect here; a
     // local client's redaction is applied by the room service's own request.
     const redactions: Array<{ targetId: string; redactionId: string; redactedPdu: RoomEvent["pdu"] }> = [];
+    const policy = this.deps.policy?.begin(head.roomId, hostedHere);
     for (let index = 0; index < requests.length; index++) {
       const request = requests[index] as EventRequest | BuiltRequest;
       let event: RoomEvent;
@@ -287,12 +307,22 @@ export class RoomWriter {
         }
         event = outcome.event;
         softFailed = outcome.softFailed === true;
+        const refused = softFailed ? undefined : await policy?.check(event, tip);
+        if (refused && hostedHere) {
+          if (!refusedOut) throw refusal(refused);
+          refusedOut.push({ index, error: refused });
+          continue;
+        }
+        // A replica keeps what its hub appended, out of state (receive step 5).
+        if (refused) softFailed = true;
         if (!softFailed && event.pdu.type === "m.room.redaction") {
           const redaction = await this.redactionOf(head, event, tip, built.map((b) => b.event));
           if (redaction) redactions.push(redaction);
         }
       } else {
         event = await this.buildLocal(head, request, tip, refusal);
+        const refused = await policy?.check(event, tip);
+        if (refused) throw refusal(refused);
       }
       if (!softFailed && event.pdu.state_key !== undefined) {
         const key = stateKeyOf(event.pdu.type, event.pdu.state_key);
@@ -323,6 +353,7 @@ export class RoomWriter {
         });
         if (outbox.length > 0) await tx.federation.enqueuePdus(outbox);
         for (const r of redactions) await tx.events.redactEvent(r.targetId, r.redactionId, r.redactedPdu);
+        await policy?.persist(tx);
         await persistExtra?.(tx, placed);
       });
       // Before the positions are released: a sync that can read these events finds them applied.
@@ -330,6 +361,7 @@ export class RoomWriter {
       head.joinedServers = joinedServers;
       head.lastEvent = lastEvent;
       head.lastSeq += built.length;
+      policy?.committed();
       for (const { event, roomSeq, streamPos, softFailed } of placed) {
         recentEvents.append({ eventId: event.eventId, roomId: head.roomId, roomSeq, streamPos, pdu: event.pdu, redactedBy: null, softFailed: softFailed === true });
         if (!softFailed && event.pdu.state_key !== undefined) memberships.applyStateEvent(head.roomId, roomSeq, { type: event.pdu.type, stateKey: event.pdu.state_key, content: event.pdu.content });

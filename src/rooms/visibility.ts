@@ -9,6 +9,7 @@ import type { RoomMembers } from "./membership-index.js";
 
 const HISTORY_VISIBILITY = "m.room.history_visibility";
 const MEMBER = "m.room.member";
+const MLS_COMMIT = "m.mls.commit";
 
 interface Tracked {
   historyVisibility: RoomEvent | undefined;
@@ -81,5 +82,6 @@ export async function filterVisibleEvents(storage: Storage, roomId: string, user
     membership: (user) => (user === userId ? current : "leave"),
     membersEver: () => [userId],
   };
-  return events.filter((event) => isVisibleToUser(log, event.streamPos, userId));
+  // DESIGN.md "History visibility": m.mls.commit events are always visible to members (MLS needs them).
+  return events.filter((event) => (current === "join" && event.pdu.type === MLS_COMMIT) || isVisibleToUser(log, event.streamPos, userId));
 }

@@ -272,6 +272,8 @@ export interface OneTimeKeyRow {
   key: JsonValue;
   /** Fallback (last-resort) keys are reused when no one-time key is left. */
   fallback: boolean;
+  /** Never handed out at or after this time (an MLS KeyPackage's lifetime); absent/null: no expiry. */
+  expiresTs?: number | null;
 }
 
 export interface KeysRepo {
@@ -288,8 +290,10 @@ export interface KeysRepo {
   /**
    * Claims one key of `algorithm` for the device: a one-time key (deleted, never handed out
    * twice, also under concurrent claims) or, when none is left, the fallback key (kept, marked used).
+   * With `nowMs`, keys whose `expiresTs` is not after it are never returned (expired one-time keys
+   * of that algorithm are deleted on the way).
    */
-  claimKey(userId: string, deviceId: string, algorithm: string): Promise<OneTimeKeyRow | undefined>;
+  claimKey(userId: string, deviceId: string, algorithm: string, nowMs?: number): Promise<OneTimeKeyRow | undefined>;
   /** Users whose device keys changed with fromPos < streamPos <= toPos. */
   getDeviceListChanges(userIds: string[], fromPos: number, toPos: number): Promise<string[]>;
   /**
@@ -454,6 +458,89 @@ export interface BlockedRoomsRepo {
   get(roomId: string): Promise<BlockedRoomRow | undefined>;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Application services (Application Service API "Pushing events"): per service, a cursor over the
+// server-wide event stream and the one transaction in flight, stored so that a restart resends the
+// same txnId with the same body and the queue is never reordered or dropped.
+
+export interface AppserviceTxn {
+  txnId: string;
+  /** The stream position of the last event the transaction covers: the cursor once it is acknowledged. */
+  upToPos: number;
+  /** The exact request body (JSON text), resent as is. */
+  body: string;
+}
+
+export interface AppserviceStateRow {
+  appserviceId: string;
+  /** Every event with streamPos <= this has been delivered (or was of no interest). */
+  streamPos: number;
+  /** The last transaction ID used; the next is this + 1. */
+  lastTxnId: number;
+  inFlight: AppserviceTxn | null;
+}
+
+export interface AppserviceRepo {
+  getState(appserviceId: string): Promise<AppserviceStateRow | undefined>;
+  /** Creates the service's row at `streamPos` unless it exists (a new service starts at "now"). */
+  initState(appserviceId: string, streamPos: number): Promise<void>;
+  /** Moves the cursor forward past events of no interest; never backwards. */
+  advanceCursor(appserviceId: string, streamPos: number): Promise<void>;
+  /** Records the transaction about to be sent (its ID becomes lastTxnId). */
+  putInFlight(appserviceId: string, txnId: number, txn: AppserviceTxn): Promise<void>;
+  /** The service acknowledged `txnId`: the cursor moves to its upToPos and nothing is in flight. */
+  completeInFlight(appserviceId: string, txnId: string): Promise<void>;
+  /** Events of every room with fromPos < streamPos <= toPos, ascending, at most `limit`; soft-failed excluded. */
+  readStream(fromPos: number, toPos: number, limit: number): Promise<StoredEvent[]>;
+  /** Receipts of every room with fromPos < streamPos <= toPos, ascending, at most `limit` (services that receive EDUs). */
+  readReceipts(fromPos: number, toPos: number, limit: number): Promise<ReceiptRow[]>;
+}
+
+/** What a room purge removed: the room's events and the rows deleted per table. */
+export interface RoomPurge {
+  roomId: string;
+  events: number;
+  rows: Record<string, number>;
+}
+
+export interface PurgeRepo {
+  /**
+   * Deletes everything stored about the room — events, state, memberships, receipts, room account
+   * data, aliases, queued federation sends, the room itself — in one transaction. Its block record
+   * stays. Stream positions it held are never reused.
+   */
+  purgeRoom(roomId: string): Promise<RoomPurge>;
+}
+
+/** The connection pool right now (metrics): connections in use, idle, and requests waiting for one. */
+export interface PoolStats {
+  used: number;
+  free: number;
+  pending: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MLS overlay (LM draft "MLS Considerations"; Bobbin's MLS wire contract section 4): one group
+// record per encrypted room, written in the transaction that appends the commit event.
+
+export interface MlsGroupRow {
+  roomId: string;
+  /** The group's current epoch (the commit's epoch + 1). */
+  epoch: number;
+  /** Unpadded base64 MLSMessage(GroupInfo) of `epoch`, with its ratchet_tree extension. */
+  groupInfo: string;
+  /** The `m.mls.commit` event that started `epoch`. */
+  commitEventId: string;
+  /** The devices in the group's ratchet tree, from their credentials. */
+  devices: Array<{ userId: string; deviceId: string }>;
+}
+
+export interface MlsRepo {
+  getGroup(roomId: string): Promise<MlsGroupRow | undefined>;
+  /** Inserts or replaces the room's record. */
+  putGroup(row: MlsGroupRow): Promise<void>;
+}
+
 export interface StorageRepos {
   readonly accounts: AccountsRepo;
   readonly events: EventsRepo;
@@ -467,6 +554,9 @@ export interface StorageRepos {
   readonly serverKeys: ServerKeysRepo;
   readonly federation: FederationRepo;
   readonly blockedRooms: BlockedRoomsRepo;
+  readonly appservices: AppserviceRepo;
+  readonly mls: MlsRepo;
+  readonly purge: PurgeRepo;
 }
 
 export type StorageTx = StorageRepos;
@@ -494,5 +584,7 @@ export interface Storage extends StorageRepos {
    * service's) can never keep serving access that was revoked.
    */
   onAccessRevoked(listener: (revocation: AccessRevocation) => void): void;
+  /** The connection pool's use now; read when Prometheus scrapes. */
+  poolStats(): PoolStats;
   close(): Promise<void>;
 }

@@ -22,6 +22,9 @@ export interface TestServerOptions {
   /** A fixed port (federation tests name servers `localhost:<port>`); default: any free port. */
   port?: number;
   now?: () => number;
+  /** Application service registrations (as `app_service_config_files` would load them) and their pushers' backoff. */
+  appservices?: HomeserverSettings["appservices"];
+  appservicePusher?: HomeserverSettings["appservicePusher"];
 }
 
 export interface TestServer {
@@ -74,6 +77,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     logger: pino({ level: logLevel }),
     ...(options.now ? { now: options.now } : {}),
     ...(options.federation ? { federation: options.federation } : {}),
+    ...(options.appservices ? { appservices: options.appservices } : {}),
+    ...(options.appservicePusher ? { appservicePusher: options.appservicePusher } : {}),
   });
 
   let homeserver = await startHomeserver(settings(options.port ?? 0));

@@ -9,6 +9,10 @@ import type { OneTimeKeyRow } from "../../storage/ports.js";
 import type { ClientApiContext, RemoteKeys } from "../contracts.js";
 import type { Requester } from "../http.js";
 import { notifyDeviceListChange, usersSharingRoomsWith } from "./device-lists.js";
+import { decodeBase64 } from "../../core/base64.js";
+import { createMlsLoader, type MlsLoader } from "../../mls-overlay/ts-mls-adapter.js";
+import { checkDeviceObject, checkKeyPackage } from "../../mls-overlay/validate.js";
+import { CREDENTIAL_ALGORITHM, KEY_PACKAGE_ALGORITHM } from "../../mls-overlay/wire.js";
 
 export interface KeysUpload {
   deviceKeys?: JsonObject;
@@ -51,6 +55,39 @@ function checkDeviceKeys(keys: JsonObject, requester: Requester): void {
   if (!Array.isArray(algorithms) || !algorithms.every((a) => typeof a === "string")) throw new MatrixError(Errcode.BAD_JSON, 400, "device_keys.algorithms must be an array of strings");
   if (!isJsonObject(publicKeys) || !Object.values(publicKeys).every((k) => typeof k === "string")) throw new MatrixError(Errcode.BAD_JSON, 400, "device_keys.keys must map key IDs to strings");
   if (!isJsonObject(signatures)) throw new MatrixError(Errcode.BAD_JSON, 400, "device_keys.signatures must be an object");
+}
+
+/**
+ * MLS device objects and KeyPackages (MLS wire contract sections 2 and 3): a device object with a
+ * credential key must name the uploader and be signed by the credential's key; every KeyPackage
+ * must verify (identity, ciphersuite, signatures, lifetime, key version = KeyPackageRef). Any bad
+ * one refuses the whole upload (400 M_INVALID_PARAM naming it). Sets each package row's expiry;
+ * ts-mls is loaded only when a KeyPackage is uploaded.
+ */
+async function checkMlsUpload(loader: MlsLoader, stored: () => Promise<JsonObject | undefined>, requester: Requester, deviceKeys: JsonObject | undefined, rows: OneTimeKeyRow[], nowMs: number): Promise<void> {
+  const expected = { userId: requester.userId, deviceId: requester.deviceId };
+  let credential: Uint8Array | undefined;
+  if (deviceKeys) {
+    const checked = checkDeviceObject(deviceKeys, expected);
+    if (!checked.ok) throw new MatrixError(Errcode.INVALID_PARAM, 400, `device_keys: ${checked.reason}`);
+    credential = checked.credential;
+  }
+  const packages = rows.filter((row) => row.algorithm === KEY_PACKAGE_ALGORITHM);
+  if (packages.length === 0) return;
+  if (!credential && !deviceKeys) {
+    // The device object published earlier, if any: its credential must be the packages' too.
+    const published = await stored();
+    const keys = published?.keys;
+    const encoded = isJsonObject(keys) ? keys[`${CREDENTIAL_ALGORITHM}:${requester.deviceId}`] : undefined;
+    credential = typeof encoded === "string" ? decodeBase64(encoded) : undefined;
+  }
+  const mls = await loader.load();
+  for (const row of packages) {
+    const keyVersion = row.keyId.slice(KEY_PACKAGE_ALGORITHM.length + 1);
+    const checked = await checkKeyPackage(mls, row.key, { ...expected, keyVersion, nowMs, ...(credential ? { deviceCredential: credential } : {}) });
+    if (!checked.ok) throw new MatrixError(Errcode.INVALID_PARAM, 400, `${row.keyId}: ${checked.reason}`);
+    row.expiresTs = checked.expiresTs;
+  }
 }
 
 /** Users of other servers, grouped by server (user IDs that name no server are skipped). */
@@ -108,6 +145,8 @@ const NO_FEDERATION: RemoteKeys = {
 
 export function createKeys(ctx: ClientApiContext, remoteKeys: RemoteKeys = NO_FEDERATION): Keys {
   const { storage } = ctx;
+  // ts-mls is imported on the first KeyPackage upload, not before (idle memory).
+  const mlsLoader = createMlsLoader();
 
   async function queryLocal(wanted: Map<string, string[]>): Promise<DeviceKeysByUser> {
     const deviceKeys: DeviceKeysByUser = {};
@@ -135,7 +174,8 @@ export function createKeys(ctx: ClientApiContext, remoteKeys: RemoteKeys = NO_FE
     for (const [userId, devices] of wanted) {
       if (serverNameOf(userId) !== ctx.serverName) continue;
       for (const [deviceId, algorithm] of devices) {
-        const key = await storage.transaction((tx) => tx.keys.claimKey(userId, deviceId, algorithm));
+        // Expired keys (an MLS KeyPackage past its lifetime) are never handed out.
+        const key = await storage.transaction((tx) => tx.keys.claimKey(userId, deviceId, algorithm, ctx.now()));
         ctx.notifier.oneTimeKeysChanged(userId, deviceId);
         if (!key) continue;
         ((oneTimeKeys[userId] ??= {})[deviceId] ??= {})[key.keyId] = key.key;
@@ -159,6 +199,8 @@ export function createKeys(ctx: ClientApiContext, remoteKeys: RemoteKeys = NO_FE
       const fallback = rows(fallbackKeys, true);
       const byAlgorithm = new Map(fallback.map((k) => [k.algorithm, k]));
       if (byAlgorithm.size !== fallback.length) throw new MatrixError(Errcode.BAD_JSON, 400, "At most one fallback key per algorithm");
+      const storedDeviceKeys = async (): Promise<JsonObject | undefined> => (await storage.keys.getDeviceKeys([userId])).find((d) => d.deviceId === deviceId)?.keys;
+      await checkMlsUpload(mlsLoader, storedDeviceKeys, requester, deviceKeys, [...oneTime, ...fallback], ctx.now());
 
       if (deviceKeys) {
         const pos = await ctx.streams.withPositions(1, async ([streamPos]) => {

@@ -41,7 +41,9 @@ export function mountRoomsApi(router: Router, ctx: ClientApiContext, rooms: Room
   const { queries } = rooms;
   // The `message` rate limit (config `rate_limits.message`) applies per user to everything sent into rooms.
   const limitSends = (_req: Request, res: Response, next: () => void): void => {
-    ctx.rateLimiter.take("message", requesterOf(res).userId);
+    const requester = requesterOf(res);
+    // Application services registered with `rate_limited: false` are exempt (Application Service API).
+    if (!requester.exemptFromRateLimits) ctx.rateLimiter.take("message", requester.userId);
     next();
   };
 

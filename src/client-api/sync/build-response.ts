@@ -18,6 +18,8 @@ import { DEFAULT_TIMELINE_LIMIT, type SyncFilter } from "./filter.js";
 import type { TypingTracker } from "./typing.js";
 import type { StreamChangeCache } from "./change-cache.js";
 import type { KeyCountsCache } from "./key-counts.js";
+import { departedDevices } from "../../mls-overlay/validate.js";
+import { COMMIT_EVENT_TYPE } from "../../mls-overlay/wire.js";
 
 export interface SyncRequest {
   userId: string;
@@ -230,6 +232,14 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
       unread_notifications: { highlight_count: 0, notification_count: 0 },
     };
     if (fullState || roomChanges.length > 0 || timeline.events.some((e) => e.pdu.type === MEMBER)) entry.summary = summaryOf(await readers.memberships.room(roomId), userId);
+    // MLS overlay: devices still in the room's group whose user is no longer joined (MLS wire
+    // contract section 5), told whenever a membership or a commit may have changed them.
+    if (fullState || timeline.events.some((e) => e.pdu.type === MEMBER || e.pdu.type === COMMIT_EVENT_TYPE)) {
+      const group = await storage.mls.getGroup(roomId);
+      const members = group ? (await readers.memberships.room(roomId)).members : undefined;
+      const departed = group && members ? departedDevices(group.devices, (member) => members.get(member)?.membership === "join") : {};
+      if (Object.keys(departed).length > 0) entry["org.bobbin.mls.departed_devices"] = departed;
+    }
     join[roomId] = entry;
   }
 

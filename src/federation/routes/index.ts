@@ -11,7 +11,10 @@ import { mountMembershipRoutes, type MembershipRoutesDeps } from "../rooms/membe
 import { mountQueryDirectoryRoute } from "./query-directory.js";
 import { mountQueryProfileRoute } from "./query-profile.js";
 import { mountUserKeyRoutes, type LocalUserKeys } from "./user-keys.js";
+import { mountUserDeviceRoute } from "./user-device.js";
 import { mountVersionRoute } from "./version.js";
+import { limitPerOrigin } from "./origin-rate-limit.js";
+import type { RateLimiter } from "../../client-api/http.js";
 
 export interface FederationApiDeps {
   auth: FederationAuthDeps;
@@ -24,11 +27,14 @@ export interface FederationApiDeps {
   membership: MembershipRoutesDeps;
   /** `user/keys/query`, `user/keys/claim`, `user/devices`. */
   userKeys: LocalUserKeys;
+  /** The `per_origin` rate limit (config `rate_limits.per_origin`); absent: not limited. */
+  rateLimiter?: RateLimiter;
 }
 
 export function federationApi(deps: FederationApiDeps): Router {
   const api = Router();
-  const auth = requireFederationAuth(deps.auth);
+  const authenticate = requireFederationAuth(deps.auth);
+  const auth = deps.rateLimiter ? limitPerOrigin(authenticate, deps.rateLimiter) : authenticate;
   mountVersionRoute(api, deps.version);
   mountQueryProfileRoute(api, auth, deps.queries);
   mountQueryDirectoryRoute(api, auth, deps.queries);
@@ -36,6 +42,7 @@ export function federationApi(deps: FederationApiDeps): Router {
   mountInboundSendRoute(api, auth, deps.send);
   mountMembershipRoutes(api, auth, deps.membership);
   mountUserKeyRoutes(api, auth, { serverName: deps.auth.serverName, keys: deps.userKeys, now: deps.now });
+  mountUserDeviceRoute(api, auth, { serverName: deps.auth.serverName, keys: deps.userKeys, now: deps.now });
   const routes = Router();
   routes.use(api);
   routes.use(unrecognized(api));

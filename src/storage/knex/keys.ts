@@ -2,7 +2,7 @@
 // fallback keys.
 import type { Knex } from "knex";
 import type { KeysRepo, OneTimeKeyRow } from "../ports.js";
-import { type Engine, atomically, chunk, parseJsonObject, parseJsonValue, toBool, toNumber } from "./db.js";
+import { type Engine, atomically, chunk, parseJsonObject, parseJsonValue, toBool, toNumber, toNumberOrNull } from "./db.js";
 
 interface OneTimeKeyRecord {
   user_id: string;
@@ -11,9 +11,11 @@ interface OneTimeKeyRecord {
   algorithm: string;
   key_json: string;
   fallback: unknown;
+  expires_ts: unknown;
 }
 
 function toOneTimeKeyRow(r: OneTimeKeyRecord): OneTimeKeyRow {
+  const expiresTs = toNumberOrNull(r.expires_ts);
   return {
     userId: r.user_id,
     deviceId: r.device_id,
@@ -21,10 +23,12 @@ function toOneTimeKeyRow(r: OneTimeKeyRecord): OneTimeKeyRow {
     algorithm: r.algorithm,
     key: parseJsonValue(r.key_json),
     fallback: toBool(r.fallback),
+    // Only keys that expire carry it (rows of other algorithms read as they always did).
+    ...(expiresTs === null ? {} : { expiresTs }),
   };
 }
 
-const keyColumns = ["user_id", "device_id", "key_id", "algorithm", "key_json", "fallback"];
+const keyColumns = ["user_id", "device_id", "key_id", "algorithm", "key_json", "fallback", "expires_ts"];
 
 export function createKeysRepo(knex: Knex, engine: Engine): KeysRepo {
   return {
@@ -64,6 +68,7 @@ export function createKeysRepo(knex: Knex, engine: Engine): KeysRepo {
               key_json: JSON.stringify(k.key),
               fallback: k.fallback,
               used: false,
+              expires_ts: k.expiresTs ?? null,
             })),
           )
           .onConflict(["user_id", "device_id", "fallback", "key_id"])
@@ -82,6 +87,7 @@ export function createKeysRepo(knex: Knex, engine: Engine): KeysRepo {
           key_json: JSON.stringify(key.key),
           fallback: true,
           used: false,
+          expires_ts: key.expiresTs ?? null,
         });
       });
     },
@@ -103,8 +109,10 @@ export function createKeysRepo(knex: Knex, engine: Engine): KeysRepo {
       return rows.map((r) => r.algorithm);
     },
 
-    async claimKey(userId, deviceId, algorithm) {
+    async claimKey(userId, deviceId, algorithm, nowMs) {
       return atomically(knex, async (trx) => {
+        // An expired one-time key can never be handed out: drop it (MLS KeyPackage lifetimes).
+        if (nowMs !== undefined) await trx("one_time_keys").where({ user_id: userId, device_id: deviceId, algorithm, fallback: false }).where("expires_ts", "<=", nowMs).del();
         // On PostgreSQL, FOR UPDATE SKIP LOCKED makes concurrent claims lock different rows: none
         // can delete (and return) a key another claim holds, and none waits on a key that is about
         // to disappear only to find nothing. SQLite has a single writer (and this process a single
@@ -114,6 +122,7 @@ export function createKeysRepo(knex: Knex, engine: Engine): KeysRepo {
           .where({ user_id: userId, device_id: deviceId, algorithm, fallback: false })
           .orderBy("id")
           .first();
+        if (nowMs !== undefined) pick.where((q) => q.whereNull("expires_ts").orWhere("expires_ts", ">", nowMs));
         if (engine === "postgres") pick.forUpdate().skipLocked();
         const claimed = (await pick) as (OneTimeKeyRecord & { id: number }) | undefined;
         if (claimed) {
@@ -123,6 +132,7 @@ export function createKeysRepo(knex: Knex, engine: Engine): KeysRepo {
 
         // None left: the fallback key, reused until the client uploads a new one.
         const fallback = trx("one_time_keys").where({ user_id: userId, device_id: deviceId, algorithm, fallback: true });
+        if (nowMs !== undefined) fallback.where((q) => q.whereNull("expires_ts").orWhere("expires_ts", ">", nowMs));
         const row = (await fallback.clone().select(keyColumns).first()) as OneTimeKeyRecord | undefined;
         if (!row) return undefined;
         await fallback.clone().update({ used: true });

@@ -1,9 +1,10 @@
 // The knex implementation of Storage: every repository bound to the pool, or to a transaction.
 import type { Knex } from "knex";
-import type { AccessRevocation, Storage, StorageRepos } from "../ports.js";
+import type { AccessRevocation, PoolStats, Storage, StorageRepos } from "../ports.js";
 import { createAccountDataRepo } from "./account-data.js";
 import { createAccountsRepo } from "./accounts.js";
 import { createAliasesRepo } from "./aliases.js";
+import { createAppserviceRepo } from "./appservice.js";
 import { createBlockedRoomsRepo } from "./blocked-rooms.js";
 import { createClientTxnsRepo } from "./client-txns.js";
 import { type Engine, toNumber } from "./db.js";
@@ -12,6 +13,8 @@ import { createFederationRepo, DestSetCache } from "./federation.js";
 import { createFiltersRepo } from "./filters.js";
 import { createGroupCommit } from "./group-commit.js";
 import { createKeysRepo } from "./keys.js";
+import { createMlsRepo } from "./mls.js";
+import { createPurgeRepo } from "./purge.js";
 import { createReceiptsRepo } from "./receipts.js";
 import { createServerKeysRepo } from "./server-keys.js";
 import { createToDeviceRepo } from "./to-device.js";
@@ -41,6 +44,9 @@ export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: Ac
     serverKeys: createServerKeysRepo(knex),
     federation: createFederationRepo(knex, destSets),
     blockedRooms: createBlockedRoomsRepo(knex),
+    appservices: createAppserviceRepo(knex),
+    mls: createMlsRepo(knex),
+    purge: createPurgeRepo(knex, engine),
   };
 }
 
@@ -80,8 +86,27 @@ export function createKnexStorage(knex: Knex, engine: Engine): Storage {
       return row?.pos === null || row?.pos === undefined ? 0 : toNumber(row.pos);
     },
 
+    poolStats() {
+      return poolStatsOf(knex);
+    },
+
     async close() {
       await knex.destroy();
     },
   };
+}
+
+/** The tarn pool knex keeps on its client; the typings do not declare it. */
+interface TarnPool {
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
+  numPendingCreates(): number;
+}
+
+/** Zeros before the pool exists (knex creates it lazily) and after it was destroyed. */
+function poolStatsOf(knex: Knex): PoolStats {
+  const pool = (knex.client as { pool?: TarnPool | null }).pool;
+  if (!pool) return { used: 0, free: 0, pending: 0 };
+  return { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires() + pool.numPendingCreates() };
 }

@@ -11,6 +11,8 @@ import { forgottenRoomsSchema } from "./0003-forgotten-rooms.js";
 import { replicaHistorySchema } from "./0005-replica-history.js";
 import { federationSchema } from "./0004-federation.js";
 import { blockedRoomsSchema } from "./0006-blocked-rooms.js";
+import { appserviceSchema } from "./0007-appservice.js";
+import { mlsSchema } from "./0008-mls.js";
 
 export interface Migration {
   /** Recorded in the `knex_migrations` table; unique and stable forever. */
@@ -19,7 +21,7 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema, forgottenRoomsSchema, federationSchema, replicaHistorySchema, blockedRoomsSchema];
+export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema, forgottenRoomsSchema, federationSchema, replicaHistorySchema, blockedRoomsSchema, appserviceSchema, mlsSchema];
 
 /** The knex migration source over `migrations`. */
 export function migrationSource(list: readonly Migration[] = migrations): Knex.MigrationSource<Migration> {
