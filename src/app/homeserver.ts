@@ -37,13 +37,16 @@ import { createVerifyPool } from "../rooms/verify-pool.js";
 import { createRoomService } from "../rooms/room-service.js";
 import { MlsOverlay } from "../mls-overlay/mls-overlay.js";
 import { createMlsLoader } from "../mls-overlay/ts-mls-adapter.js";
+import { createGroupInfoFetcher } from "../mls-overlay/group-info-federation.js";
+import { createToDevice } from "../client-api/accounts/to-device.js";
+import { ENCRYPTED_EVENT_TYPE } from "../mls-overlay/wire.js";
 import { openStorage, type DatabaseSettings } from "../storage/index.js";
 import type { Storage } from "../storage/ports.js";
 import { StreamTracker } from "../storage/stream-tracker.js";
 import { createHttpApp } from "./http-app.js";
 import { healthRoutes } from "../admin/health.js";
 import type { MetricsListener } from "../admin/metrics.js";
-import { appserviceClientRoutes, createAppservices, createBridgeClient, DEFAULT_PUSHER_SETTINGS, type AppserviceRegistration, type PusherSettings } from "../appservice/index.js";
+import { appserviceClientRoutes, createAppservices, createBridgeClient, DEFAULT_PUSHER_SETTINGS, withServiceAliases, type AppserviceRegistration, type PusherSettings } from "../appservice/index.js";
 import type { SyncNotifier } from "../client-api/contracts.js";
 import { Errcode, MatrixError } from "../core/errors.js";
 
@@ -162,6 +165,8 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
       }
     },
   });
+  // Typing (local and remote) for services with receive_ephemeral.
+  sync.typing.watchTyping((roomId, userIds) => appservices.typing(roomId, userIds));
   // Every committed room event may be of interest to a service: wake the pushers with the syncs.
   const roomNotifier: SyncNotifier = {
     ...sync.notifier,
@@ -189,7 +194,20 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   // The MLS overlay (issue 5): checks commits and encrypted messages as the room writer places
   // them; ts-mls is loaded on the first event of an encrypted room, not before.
   const mlsLoader = createMlsLoader();
-  const mlsOverlay = new MlsOverlay({ storage, loader: mlsLoader, logger: logger.child({ component: "mls" }), now, ...(metrics ? { onCommitVerdict: (verdict: "accepted" | "rejected") => metrics.countMlsCommit(verdict) } : {}) });
+  // Welcomes go out by to-device message as their committer; a replica without group state asks
+  // its hub for the GroupInfo (through the federation client created below).
+  const mlsToDevice = createToDevice(ctx);
+  const mlsLogger = logger.child({ component: "mls" });
+  const mlsOverlay = new MlsOverlay({
+    storage,
+    loader: mlsLoader,
+    logger: mlsLogger,
+    now,
+    ...(metrics ? { onCommitVerdict: (verdict: "accepted" | "rejected") => metrics.countMlsCommit(verdict) } : {}),
+    // Only the committer's user and device matter to the to-device service (its transaction IDs).
+    sendWelcome: (sender, txnId, messages) => mlsToDevice.send({ ...sender, isGuest: false, isAdmin: false, tokenHash: "" }, ENCRYPTED_EVENT_TYPE, txnId, messages, mlsLogger),
+    fetchGroupInfo: (server, roomId, epoch) => createGroupInfoFetcher(federationClient)(server, roomId, epoch),
+  });
   const rooms = createRoomService({
     policy: mlsOverlay,
     verifyPool,
@@ -261,7 +279,8 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
         "/_matrix/client",
         clientApi(ctx, {
           auth,
-          rooms,
+          // Joining an unknown alias of a service's namespace asks the service first (Application Service API "Querying").
+          rooms: appservices.registrations.length > 0 ? withServiceAliases(rooms, { serverName: settings.serverName, aliases: storage.aliases, queryAlias: (alias) => appservices.queryAlias(alias) }) : rooms,
           sync,
           mls: { overlay: mlsOverlay, loader: mlsLoader },
           accounts: {
@@ -281,7 +300,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
             lookupKey: (server, keyId) => keyRing.getVerifyKey(server, keyId, { requireCurrent: true, minimumValidUntilTs: now() }),
             maxRequestBytes: settings.maxRequestBytes,
           },
-          queries: createLocalQueries({ storage, serverName: settings.serverName }),
+          queries: createLocalQueries({ storage, serverName: settings.serverName, ...(appservices.registrations.length > 0 ? { appservices } : {}) }),
           version: BOBBIN_VERSION,
           storage,
           now,
@@ -316,7 +335,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
       // Server admins only (issue 7): the Synapse Admin API subset admins' tools use.
       ["/_synapse/admin", adminApi({ ctx, auth, rooms, queues: outbound, registrationSharedSecret: settings.registrationSharedSecret, version: BOBBIN_VERSION, logger: logger.child({ component: "admin" }) })],
       // Bobbin's own admin API (LM data Synapse's has no place for); server admins only as well.
-      ["/_bobbin/admin", bobbinAdminApi({ storage, authenticator: ctx.authenticator })],
+      ["/_bobbin/admin", bobbinAdminApi({ storage, authenticator: ctx.authenticator, appservices })],
       // Unauthenticated: server keys and the notary (LM draft "Retrieving Server Keys"), .well-known.
       ["/", keyRoutes({ notary })],
       ["/", wellKnownRoutes({ wellKnownServer: federation.wellKnownServer })],
@@ -362,6 +381,8 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     if (metricsModule && metrics && settings.metrics) metricsListener = await metricsModule.startMetricsListener(metrics, settings.metrics, logger.child({ component: "metrics" }));
     await outbound.start();
     await appservices.start();
+    // Welcomes whose commit was accepted before a crash and never delivered (welcome-outbox.ts).
+    await mlsOverlay.welcomes.resume();
   } catch (error) {
     await metricsListener?.close();
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));

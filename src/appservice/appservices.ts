@@ -15,6 +15,17 @@ export interface AppserviceIdentity {
   rateLimited: boolean;
 }
 
+/** A service's delivery as the admin API shows it (`GET /_bobbin/admin/v1/appservices`). */
+export interface AppserviceOverview {
+  id: string;
+  url: string | null;
+  /** Undefined for a service without a url: nothing is pushed to it. */
+  delivery?: PusherStatus & {
+    /** Stream positions between the cursor and the server's stream head: an upper bound on what is queued. */
+    behind: number;
+  };
+}
+
 /** The answer to a ping (`POST /_matrix/client/v1/appservice/{appserviceId}/ping`). */
 export type PingVerdict = { ok: true; durationMs: number } | { ok: false; status: number; body: Record<string, unknown> };
 
@@ -34,6 +45,10 @@ export interface Appservices {
   /** New events up to `streamPos` were committed. */
   wake(streamPos: number): void;
   status(appserviceId: string): PusherStatus | undefined;
+  /** Every registered service and its queue, in registration order. */
+  overview(): AppserviceOverview[];
+  /** Who types in a room now (local or remote, every change): pushed to services with `receive_ephemeral`. */
+  typing(roomId: string, userIds: readonly string[]): void;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -74,6 +89,7 @@ export function createAppservices(deps: AppservicesDeps): Appservices {
         visiblePos: deps.visiblePos,
         logger: logger.child({ appservice: registration.id }),
         settings: deps.settings,
+        now: deps.now,
       }),
     );
   }
@@ -155,11 +171,22 @@ export function createAppservices(deps: AppservicesDeps): Appservices {
 
     status: (appserviceId) => pushers.get(appserviceId)?.status(),
 
+    overview() {
+      const head = deps.visiblePos();
+      return registrations.map((registration) => {
+        const status = pushers.get(registration.id)?.status();
+        return { id: registration.id, url: registration.url, ...(status ? { delivery: { ...status, behind: Math.max(0, head - status.streamPos) } } : {}) };
+      });
+    },
+
+    typing(roomId, userIds) {
+      for (const pusher of pushers.values()) pusher.typing(roomId, userIds);
+    },
+
     async start() {
       for (const registration of registrations) await deps.ensureSender(registration.senderLocalpart, registration.id);
       for (const pusher of pushers.values()) await pusher.start();
-      if (registrations.some((r) => r.receiveEphemeral)) logger.warn("receive_ephemeral: read receipts are pushed to application services; typing and presence are not yet");
-      if (registrations.some((r) => r.receiveToDevice)) logger.warn("receive_to_device is accepted in registrations, but to-device messages are not pushed to application services yet");
+      // Presence is not implemented by this server at all: there is none to push.
     },
 
     async close() {

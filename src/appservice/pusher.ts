@@ -7,12 +7,18 @@
 //    committed), keep the interesting events. None: move the cursor (lazily). Some: record the
 //    transaction (txnId, the exact body, the position it ends at) in the database, then send.
 // 2. Send `PUT /transactions/{txnId}`. A 2xx: in one statement the cursor moves to the
-//    transaction's end and the transaction is cleared; then build the next. Anything else: back off
-//    with jitter and resend the same txnId with the same body.
+//    transaction's end and the transaction is cleared (in the same database transaction, the
+//    to-device inboxes it emptied for good are cleared too); then build the next. Anything else:
+//    back off with jitter and resend the same txnId with the same body.
 // 3. A restart loads the cursor and the transaction in flight, and resends it first.
+//
+// With `receive_ephemeral`, EDUs ride along (Application Service API "Pushing EDUs"): receipts and
+// to-device messages from the stream range the transaction covers, and the rooms' typing as it
+// stands when the transaction is built (typing is not kept in the database; a change that no
+// transaction carried before a restart is lost, as it is for syncs).
 import type { Logger } from "pino";
 import type { JsonObject } from "../core/json.js";
-import type { ReceiptRow, StoredEvent, Storage } from "../storage/ports.js";
+import type { ReceiptRow, StoredEvent, Storage, ToDeviceMessage } from "../storage/ports.js";
 import { toClientEvent } from "../rooms/client-event.js";
 import type { BridgeClient } from "./bridge-client.js";
 import { backoffMs, interestIn, type RoomView } from "./interest.js";
@@ -23,6 +29,8 @@ import type { AppserviceRegistration } from "./registration.js";
 export const MAX_EVENTS_PER_TXN = 100;
 /** EDUs per transaction, for services with `receive_ephemeral`. */
 export const MAX_EPHEMERAL_PER_TXN = 100;
+/** To-device messages per transaction (MSC4203). */
+export const MAX_TO_DEVICE_PER_TXN = 100;
 /** Stream rows read per query while looking for interesting events. */
 const STREAM_PAGE = 1000;
 /** An idle cursor (events of no interest) is written at most this often. */
@@ -55,13 +63,22 @@ export interface PusherDeps {
   logger: Logger;
   settings: PusherSettings;
   random?: () => number;
+  /** Wall clock for `nextRetryTs` (admin API); default Date.now. */
+  now?: () => number;
 }
 
+/** `delivering`: sending or caught up; `backing_off`: the last send failed and a retry is scheduled. */
+export type PusherState = "delivering" | "backing_off";
+
 export interface PusherStatus {
+  state: PusherState;
+  /** Every stream position up to this one was delivered or was of no interest. */
   streamPos: number;
   inFlight: string | null;
   failures: number;
   lastError: string | null;
+  /** When the scheduled retry goes (ms since the epoch), while backing off. */
+  nextRetryTs: number | null;
 }
 
 export interface Pusher {
@@ -70,6 +87,8 @@ export interface Pusher {
   wake(streamPos: number): void;
   /** The service answered (a ping): retry now instead of waiting out the backoff. */
   retryNow(): void;
+  /** Who types in the room now (every change); carried by the next transaction when the service is interested in the room. */
+  typing(roomId: string, userIds: readonly string[]): void;
   status(): PusherStatus;
   close(): Promise<void>;
 }
@@ -77,13 +96,23 @@ export interface Pusher {
 export function createPusher(deps: PusherDeps): Pusher {
   const { registration, serverName, storage, rooms, client, logger } = deps;
   const random = deps.random ?? Math.random;
+  const now = deps.now ?? Date.now;
   const id = registration.id;
+  /**
+   * MSC4203 has no opt-in of its own; Synapse pushes to-device messages to the services that
+   * opted in to EDUs, and registrations may also say so with MSC4203's key.
+   */
+  const wantsToDevice = registration.receiveEphemeral || registration.receiveToDevice;
   let cursor = 0;
   let storedCursor = 0;
   let lastTxnId = 0;
   let inFlight: { txnId: string; upToPos: number; body: string; count: number } | null = null;
   let failures = 0;
   let lastError: string | null = null;
+  let nextRetryTs: number | null = null;
+  let state: PusherState = "delivering";
+  /** Typing per room not yet put in a transaction: the latest list wins. */
+  const pendingTyping = new Map<string, readonly string[]>();
   let wanted = 0;
   let running: Promise<void> | undefined;
   let again = false;
@@ -122,25 +151,51 @@ export function createPusher(deps: PusherDeps): Pusher {
   }
 
   /**
+   * Whether the service is interested in the room now, for room EDUs (Application Service API
+   * "Pushing EDUs": under the same rules as the room's events).
+   */
+  async function interestedInRoomNow(roomId: string, memberCache: Map<string, ServiceMembers>, aliasCache: Map<string, string[]>): Promise<boolean> {
+    if ((await joinedServiceUsers(roomId, Number.MAX_SAFE_INTEGER, memberCache)).length > 0 || isServiceRoom(registration, roomId)) return true;
+    if (registration.namespaces.aliases.length === 0) return false;
+    const aliases = aliasCache.get(roomId) ?? (await rooms.aliases(roomId));
+    aliasCache.set(roomId, aliases);
+    return aliases.some((alias) => isServiceAlias(registration, alias));
+  }
+
+  /**
    * Receipts as `m.receipt` EDUs for the rooms the service is interested in now (Application
    * Service API "Pushing EDUs"): private receipts only of the service's own users.
    */
-  async function receiptEdus(receipts: ReceiptRow[], memberCache: Map<string, ServiceMembers>): Promise<JsonObject[]> {
+  async function receiptEdus(receipts: ReceiptRow[], memberCache: Map<string, ServiceMembers>, aliasCache: Map<string, string[]>): Promise<JsonObject[]> {
     const edus: JsonObject[] = [];
-    const aliasCache = new Map<string, string[]>();
     for (const receipt of receipts) {
       if (receipt.receiptType === "m.read.private" && !isServiceUser(registration, receipt.userId, serverName)) continue;
-      const room: RoomView = {
-        joinedServiceUsers: await joinedServiceUsers(receipt.roomId, Number.MAX_SAFE_INTEGER, memberCache),
-        aliases: registration.namespaces.aliases.length > 0 ? (aliasCache.get(receipt.roomId) ?? (await rooms.aliases(receipt.roomId))) : [],
-      };
-      aliasCache.set(receipt.roomId, [...room.aliases]);
-      const interested = room.joinedServiceUsers.length > 0 || isServiceRoom(registration, receipt.roomId) || room.aliases.some((alias) => isServiceAlias(registration, alias));
-      if (!interested) continue;
+      if (!(await interestedInRoomNow(receipt.roomId, memberCache, aliasCache))) continue;
       const receiptInfo: JsonObject = { ts: receipt.ts, ...(receipt.threadId !== null ? { thread_id: receipt.threadId } : {}) };
       edus.push({ type: "m.receipt", room_id: receipt.roomId, content: { [receipt.eventId]: { [receipt.receiptType]: { [receipt.userId]: receiptInfo } } } });
     }
     return edus;
+  }
+
+  /** The pending typing lists as `m.typing` EDUs (with `room_id`) for the rooms the service is interested in; the pending set is emptied. */
+  async function typingEdus(memberCache: Map<string, ServiceMembers>, aliasCache: Map<string, string[]>): Promise<JsonObject[]> {
+    const edus: JsonObject[] = [];
+    const pending = [...pendingTyping];
+    pendingTyping.clear();
+    for (const [roomId, userIds] of pending) {
+      if (await interestedInRoomNow(roomId, memberCache, aliasCache)) edus.push({ type: "m.typing", room_id: roomId, content: { user_ids: [...userIds] } });
+    }
+    return edus;
+  }
+
+  /**
+   * To-device messages for the devices of the service's users (MSC4203): the event as `/sync`
+   * gives it plus `to_user_id` and `to_device_id`.
+   */
+  function toDeviceEvents(messages: ToDeviceMessage[]): JsonObject[] {
+    return messages
+      .filter((m) => isServiceUser(registration, m.userId, serverName))
+      .map((m) => ({ type: m.type, sender: m.sender, content: m.content, to_user_id: m.userId, to_device_id: m.deviceId }));
   }
 
   /** Step 1. Returns whether a transaction is ready to send. */
@@ -164,17 +219,21 @@ export function createPusher(deps: PusherDeps): Pusher {
       if (page.length < STREAM_PAGE && events.length < MAX_EVENTS_PER_TXN) scanned = until;
     }
     let ephemeral: JsonObject[] = [];
-    if (registration.receiveEphemeral && scanned > cursor) {
-      const receipts = await storage.appservices.readReceipts(cursor, scanned, MAX_EPHEMERAL_PER_TXN);
-      // A full page of receipts ends the transaction at its last one: what follows keeps its order.
-      const last = receipts[receipts.length - 1];
-      if (receipts.length === MAX_EPHEMERAL_PER_TXN && last) {
-        scanned = last.streamPos;
-        events = events.filter((e) => e.streamPos <= scanned);
-      }
-      ephemeral = await receiptEdus(receipts, memberCache);
+    let toDevice: JsonObject[] = [];
+    // wantsToDevice covers receive_ephemeral too: one condition for both reads.
+    if (wantsToDevice && scanned > cursor) {
+      const receipts = registration.receiveEphemeral ? await storage.appservices.readReceipts(cursor, scanned, MAX_EPHEMERAL_PER_TXN) : [];
+      const messages = wantsToDevice ? await storage.appservices.readToDevice(cursor, scanned, MAX_TO_DEVICE_PER_TXN) : [];
+      // A full page ends the transaction at its last row: what follows comes in the next one, in order.
+      const lastReceipt = receipts.length === MAX_EPHEMERAL_PER_TXN ? receipts[receipts.length - 1] : undefined;
+      const lastMessage = messages.length === MAX_TO_DEVICE_PER_TXN ? messages[messages.length - 1] : undefined;
+      scanned = Math.min(scanned, lastReceipt?.streamPos ?? scanned, lastMessage?.streamPos ?? scanned);
+      events = events.filter((e) => e.streamPos <= scanned);
+      ephemeral = await receiptEdus(receipts.filter((r) => r.streamPos <= scanned), memberCache, aliasCache);
+      toDevice = toDeviceEvents(messages.filter((m) => m.streamPos <= scanned));
     }
-    if (events.length === 0 && ephemeral.length === 0) {
+    if (registration.receiveEphemeral && pendingTyping.size > 0) ephemeral = [...ephemeral, ...(await typingEdus(memberCache, aliasCache))];
+    if (events.length === 0 && ephemeral.length === 0 && toDevice.length === 0) {
       if (scanned > cursor) {
         cursor = scanned;
         scheduleCursorWrite();
@@ -182,12 +241,18 @@ export function createPusher(deps: PusherDeps): Pusher {
       return false;
     }
     const txnNumber = lastTxnId + 1;
-    // EDUs under the spec's `ephemeral` (v1.13) and MSC2409's key, which bridge frameworks still read.
-    const body = JSON.stringify({ events: events.map((e) => toClientEvent(e)), ...(ephemeral.length > 0 ? { ephemeral, "de.sorunome.msc2409.ephemeral": ephemeral } : {}) });
+    // EDUs under the spec's `ephemeral` (v1.13) and MSC2409's key, which bridge frameworks still
+    // read (matrix-appservice 2.0.0 reads only that one); to-device messages under MSC4203's
+    // unstable key (its stable `to_device` is not in the spec yet).
+    const body = JSON.stringify({
+      events: events.map((e) => toClientEvent(e)),
+      ...(ephemeral.length > 0 ? { ephemeral, "de.sorunome.msc2409.ephemeral": ephemeral } : {}),
+      ...(toDevice.length > 0 ? { "de.sorunome.msc2409.to_device": toDevice } : {}),
+    });
     const txn = { txnId: String(txnNumber), upToPos: scanned, body };
     await storage.transaction((tx) => tx.appservices.putInFlight(id, txnNumber, txn));
     lastTxnId = txnNumber;
-    inFlight = { ...txn, count: events.length + ephemeral.length };
+    inFlight = { ...txn, count: events.length + ephemeral.length + toDevice.length };
     return true;
   }
 
@@ -211,29 +276,67 @@ export function createPusher(deps: PusherDeps): Pusher {
     }
   }
 
+  /**
+   * The inboxes whose messages the acknowledged transaction handed over for good: devices of
+   * users in the service's exclusive namespaces (or its sender), who do not sync and would keep
+   * them forever (MSC4203 "when to delete a to-device message", its suggested approach). Users of
+   * non-exclusive namespaces get theirs through `/sync` as well and acknowledge them there.
+   */
+  function deliveredInboxes(body: string): Array<[string, string]> {
+    if (!body.includes('"de.sorunome.msc2409.to_device"')) return [];
+    const messages = (JSON.parse(body) as { "de.sorunome.msc2409.to_device"?: Array<{ to_user_id: string; to_device_id: string }> })["de.sorunome.msc2409.to_device"] ?? [];
+    const inboxes = new Map<string, [string, string]>();
+    for (const m of messages) {
+      if (isServiceUser(registration, m.to_user_id, serverName, true)) inboxes.set(JSON.stringify([m.to_user_id, m.to_device_id]), [m.to_user_id, m.to_device_id]);
+    }
+    return [...inboxes.values()];
+  }
+
   /** Step 2. Returns whether the service acknowledged. */
   async function send(txn: NonNullable<typeof inFlight>): Promise<boolean> {
     const answer = await client.putTransaction(registration, txn.txnId, txn.body, closing.signal);
     if (answer.kind === "status" && answer.status >= 200 && answer.status < 300) {
-      await storage.transaction((tx) => tx.appservices.completeInFlight(id, txn.txnId));
+      const delivered = deliveredInboxes(txn.body);
+      await storage.transaction(async (tx) => {
+        await tx.appservices.completeInFlight(id, txn.txnId);
+        for (const [userId, deviceId] of delivered) await tx.toDevice.deleteUpTo(userId, deviceId, txn.upToPos);
+      });
       cursor = Math.max(cursor, txn.upToPos);
       storedCursor = Math.max(storedCursor, txn.upToPos);
       if (failures > 0) logger.info({ txn_id: txn.txnId, failures }, "application service reachable again");
       failures = 0;
       lastError = null;
+      enter("delivering", { txn_id: txn.txnId });
       return true;
     }
     if (closed) return false;
-    failures += 1;
     lastError = answer.kind === "status" ? `HTTP ${answer.status}` : answer.kind === "timeout" ? "timeout" : answer.reason;
-    const delay = backoffMs(failures, deps.settings.backoff, random());
+    const delay = scheduleRetry();
     logger.warn({ txn_id: txn.txnId, events: txn.count, failures, retry_in_ms: delay, error: lastError }, "application service transaction failed; retrying");
+    enter("backing_off", { txn_id: txn.txnId, failures, retry_in_ms: delay, error: lastError });
+    return false;
+  }
+
+  /** Counts a failure and schedules the retry after its backoff; returns the delay. */
+  function scheduleRetry(): number {
+    failures += 1;
+    const delay = backoffMs(failures, deps.settings.backoff, random());
+    clearTimeout(retryTimer);
+    nextRetryTs = now() + delay;
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
+      nextRetryTs = null;
       kick();
     }, delay);
     retryTimer.unref();
-    return false;
+    return delay;
+  }
+
+  /** Operators follow the queue in the log: one info line per change of state. */
+  function enter(next: PusherState, context: Record<string, unknown>): void {
+    if (state === next) return;
+    logger.info({ ...context, state: next, previous_state: state, stream_pos: cursor, behind: Math.max(0, deps.visiblePos() - cursor) }, `application service ${next === "delivering" ? "delivering" : "backing off"}`);
+    state = next;
   }
 
   async function loop(): Promise<void> {
@@ -263,13 +366,9 @@ export function createPusher(deps: PusherDeps): Pusher {
       .catch((error: unknown) => {
         if (closed) return;
         // A database error: back off like a failed send, the state in the database is intact.
-        failures += 1;
         lastError = (error as Error).message;
         logger.error({ err: error }, "application service pusher failed");
-        retryTimer ??= setTimeout(() => {
-          retryTimer = undefined;
-          kick();
-        }, backoffMs(failures, deps.settings.backoff, random()));
+        if (!retryTimer) enter("backing_off", { failures, retry_in_ms: scheduleRetry(), error: lastError });
       })
       .finally(() => {
         running = undefined;
@@ -303,10 +402,17 @@ export function createPusher(deps: PusherDeps): Pusher {
       if (!retryTimer) return;
       clearTimeout(retryTimer);
       retryTimer = undefined;
+      nextRetryTs = null;
       kick();
     },
 
-    status: () => ({ streamPos: cursor, inFlight: inFlight?.txnId ?? null, failures, lastError }),
+    typing(roomId, userIds) {
+      if (!registration.receiveEphemeral) return;
+      pendingTyping.set(roomId, userIds);
+      kick();
+    },
+
+    status: () => ({ state, streamPos: cursor, inFlight: inFlight?.txnId ?? null, failures, lastError, nextRetryTs }),
 
     async close() {
       closed = true;

@@ -49,7 +49,9 @@ export function requireAuth(authenticator: TokenAuthenticator) {
     const token = accessTokenOf(req);
     if (token === undefined) throw new MatrixError(Errcode.MISSING_TOKEN, 401, "Missing access token");
     const userIdParam = typeof req.query.user_id === "string" ? req.query.user_id : undefined;
-    const deviceIdParam = typeof req.query.device_id === "string" ? req.query.device_id : undefined;
+    // Application services name the device with `device_id` (MSC3202's unstable name, which mautrix bridges send, too).
+    const deviceParam = req.query.device_id ?? req.query["org.matrix.msc3202.device_id"];
+    const deviceIdParam = typeof deviceParam === "string" ? deviceParam : undefined;
     const requester = await authenticator.authenticate(token, { userIdParam, deviceIdParam, ip: req.ip ?? "" });
     if (!requester) throw new MatrixError(Errcode.UNKNOWN_TOKEN, 401, "Unknown access token", { soft_logout: false });
     res.locals.requester = requester;

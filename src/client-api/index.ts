@@ -26,6 +26,12 @@ export interface ClientApiServices {
 
 export function clientApi(clientCtx: ClientApiContext, services: ClientApiServices): Router {
   const router = Router();
+  // `r0` is the name the Client-Server API's paths had before v1.1 renamed them `v3` with the same
+  // meaning; older tools (synadm, scripts) still call it.
+  router.use((req, _res, next) => {
+    if (req.url.startsWith("/r0/")) req.url = `/v3${req.url.slice(3)}`;
+    next();
+  });
   // Rate limits on every request (request-rate-limits.ts): per client address before any route,
   // per user wherever a route authenticates.
   router.use(limitRequestsPerIp(clientCtx.rateLimiter, clientCtx.authenticator));

@@ -21,11 +21,23 @@ export interface LocalQueries {
   directory(alias: string): Promise<{ room_id: string; servers: string[] }>;
 }
 
-export function createLocalQueries(deps: { storage: Storage; serverName: string }): LocalQueries {
+/**
+ * Application services asked about users and aliases of theirs that do not exist yet
+ * (Application Service API "Querying"), for other servers as for this server's clients.
+ */
+export interface LocalEntityQueries {
+  /** True when a service answered 200 (it may have created the user). */
+  queryUser(userId: string): Promise<boolean>;
+  queryAlias(alias: string): Promise<boolean>;
+}
+
+export function createLocalQueries(deps: { storage: Storage; serverName: string; appservices?: LocalEntityQueries }): LocalQueries {
   return {
     async profile(userId, field) {
       if (serverNameOf(userId) !== deps.serverName) throw new MatrixError(Errcode.INVALID_PARAM, 400, `${userId} is not a user of ${deps.serverName}`);
-      const user = await deps.storage.accounts.getUser(userId);
+      let user = await deps.storage.accounts.getUser(userId);
+      // A bridge's ghost not created yet: its service may create it now.
+      if (!user && deps.appservices && (await deps.appservices.queryUser(userId))) user = await deps.storage.accounts.getUser(userId);
       if (!user || user.deactivated) throw new MatrixError(Errcode.NOT_FOUND, 404, "Profile not found");
       const answer: ProfileAnswer = {};
       if (user.displayname !== null && field !== "avatar_url") answer.displayname = user.displayname;
@@ -38,7 +50,8 @@ export function createLocalQueries(deps: { storage: Storage; serverName: string 
       if (!alias.startsWith("#") || colon < 0 || alias.slice(colon + 1) !== deps.serverName) {
         throw new MatrixError(Errcode.INVALID_PARAM, 400, `${alias} is not a room alias of ${deps.serverName}`);
       }
-      const entry = await deps.storage.aliases.get(alias);
+      let entry = await deps.storage.aliases.get(alias);
+      if (!entry && deps.appservices && (await deps.appservices.queryAlias(alias))) entry = await deps.storage.aliases.get(alias);
       if (!entry) throw new MatrixError(Errcode.NOT_FOUND, 404, `Room alias ${alias} not found`);
       const room = await deps.storage.events.getRoom(entry.roomId);
       const servers = [deps.serverName, ...(room && room.hubServer !== deps.serverName ? [room.hubServer] : [])];

@@ -3,15 +3,25 @@
 // writer places them (its RoomEventPolicy), on the hub and on every replica alike. The record moves
 // to the next epoch in the same transaction as the commit event that starts it, so a crash can
 // never leave the two apart. ts-mls is loaded on the first event of an encrypted room.
+//
+// A replica without a record (it joined after commits it never saw) asks its hub for the GroupInfo
+// of the epoch the next commit builds on (group-info-federation.ts) and checks the commit against
+// it like any other; only when the hub cannot answer does it check the commit on its own.
+// The same transaction binds a pending Welcome to its commit event (welcome-outbox.ts).
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { decodeBase64, encodeBase64 } from "../core/base64.js";
 import { Errcode, MatrixError } from "../core/errors.js";
 import type { RoomEvent, RoomStateView } from "../core/events.js";
 import { isJsonObject, type JsonObject } from "../core/json.js";
 import type { Storage, StorageTx } from "../storage/ports.js";
-import type { MlsLoader } from "./ts-mls-adapter.js";
+import type { MlsLib, MlsLoader } from "./ts-mls-adapter.js";
 import { checkCommit, checkEncryptedMessage, decodeGroupRecord, identityOfLeaf, type CommitVerdict, type FailureKind, type GroupRecord, type RoomMembershipView } from "./validate.js";
-import { COMMIT_EVENT_TYPE, ENCRYPTED_EVENT_TYPE, EPOCH_CONFLICT_ERRCODE, ROOM_ALGORITHM } from "./wire.js";
+import { WelcomeOutbox, type SendWelcome } from "./welcome-outbox.js";
+import { bytesEqual, COMMIT_EVENT_TYPE, ENCRYPTED_EVENT_TYPE, EPOCH_CONFLICT_ERRCODE, groupIdOf, ROOM_ALGORITHM } from "./wire.js";
+
+/** A GroupInfo another server keeps for a room: of `epoch`, or its current one when `epoch` is undefined. */
+export type GroupInfoFetcher = (server: string, roomId: string, epoch: number | undefined) => Promise<{ groupInfo: Uint8Array; epoch: number; commitEventId: string } | undefined>;
 
 export interface MlsOverlayDeps {
   storage: Storage;
@@ -20,6 +30,15 @@ export interface MlsOverlayDeps {
   now: () => number;
   /** Told of every commit this server checks (a Prometheus counter, wired by app/). */
   onCommitVerdict?: (verdict: "accepted" | "rejected", kind?: FailureKind) => void;
+  /** Delivers Welcomes by to-device message (wired by app/); without it they wait for a `/commit` retry. */
+  sendWelcome?: SendWelcome;
+  /** Asks a room's hub for a GroupInfo (federation); without it a replica without a record checks the next commit on its own. */
+  fetchGroupInfo?: GroupInfoFetcher;
+}
+
+/** The key of a commit's pending Welcome: SHA-256 hex of its `message` as sent. */
+export function commitHashOf(message: string): string {
+  return createHash("sha256").update(message).digest("hex");
 }
 
 /** The shape room-writer.ts declares (RoomEventPolicy / RoomPolicyBatch); app/ hands this object to the room service. */
@@ -75,8 +94,37 @@ export function mlsErrorFromMessage(message: string): MatrixError | undefined {
 
 export class MlsOverlay {
   private readonly records = new Map<string, GroupRecord>();
+  /** Welcomes waiting for their commit's acceptance and delivery. */
+  readonly welcomes: WelcomeOutbox;
 
-  constructor(private readonly deps: MlsOverlayDeps) {}
+  constructor(private readonly deps: MlsOverlayDeps) {
+    this.welcomes = new WelcomeOutbox({ storage: deps.storage, logger: deps.logger, now: deps.now, ...(deps.sendWelcome ? { send: deps.sendWelcome } : {}) });
+  }
+
+  /**
+   * The group record of `epoch` from the room's hub, for a replica that has none: checked to be
+   * a GroupInfo of this room's group at that epoch. Undefined when the hub cannot say.
+   */
+  async recordFromHub(roomId: string, epoch: number | undefined): Promise<GroupRecord | undefined> {
+    const { fetchGroupInfo, storage, loader, logger } = this.deps;
+    if (epoch === 0) return { roomId, epoch: 0 };
+    const hub = (await storage.events.getRoom(roomId))?.hubServer;
+    if (!fetchGroupInfo || hub === undefined) return undefined;
+    try {
+      const answer = await fetchGroupInfo(hub, roomId, epoch);
+      if (!answer) return undefined;
+      const message = (await loader.load()).decodeMessage(answer.groupInfo);
+      const context = message?.wireformat === "mls_group_info" ? message.groupInfo.groupContext : undefined;
+      if (!context || !bytesEqual(context.groupId, groupIdOf(roomId)) || context.epoch !== BigInt(answer.epoch) || (epoch !== undefined && answer.epoch !== epoch)) {
+        logger.warn({ room_id: roomId, hub, epoch }, "the hub's GroupInfo is not of this room's group at the epoch asked");
+        return undefined;
+      }
+      return { roomId, epoch: answer.epoch, groupInfo: answer.groupInfo, commitEventId: answer.commitEventId };
+    } catch (error) {
+      logger.warn({ err: error, room_id: roomId, hub, epoch }, "the hub's GroupInfo could not be fetched");
+      return undefined;
+    }
+  }
 
   /**
    * The room's group record: stored, or for a room without one, epoch 0 on its hub (the creator's
@@ -111,7 +159,9 @@ export class MlsOverlay {
   begin(roomId: string, hostedHere: boolean): MlsPolicyBatch {
     const { loader, onCommitVerdict, logger, now } = this.deps;
     let working: GroupRecord | undefined;
-    let accepted: { record: GroupRecord; devices: Array<{ userId: string; deviceId: string }> } | undefined;
+    /** Every commit accepted in this batch, in order (each binds its pending Welcome, if any). */
+    const accepted: Array<{ record: GroupRecord; devices: Array<{ userId: string; deviceId: string }>; commitHash: string }> = [];
+    const bound: string[] = [];
     const violations: Array<{ eventId: string; reason: string; hubServer: string }> = [];
     return {
       check: async (event, stateBefore) => {
@@ -128,6 +178,12 @@ export class MlsOverlay {
           const verdict = checkEncryptedMessage(mls, event.pdu.content, working);
           return verdict.ok ? undefined : refuse(verdict);
         }
+        if (working.epoch === null && !hostedHere) {
+          // A replica that never saw the group: the hub's GroupInfo of the epoch this commit builds on.
+          const builtOn = commitEpochOf(mls, event.pdu.content);
+          if (builtOn !== undefined) working = (await this.recordFromHub(roomId, builtOn)) ?? working;
+          if (working.epoch === null) logger.warn({ room_id: roomId, event_id: event.eventId }, "no group state for this room from its hub: the commit is checked on its own");
+        }
         const verdict = await checkCommit(mls, event.pdu.content, working, membershipViewOf(stateBefore), event.pdu.sender);
         onCommitVerdict?.(verdict.ok ? "accepted" : "rejected", verdict.ok ? undefined : verdict.kind);
         if (!verdict.ok) return refuse(verdict);
@@ -137,20 +193,30 @@ export class MlsOverlay {
           const identity = identityOfLeaf(leaf);
           return identity ? [{ userId: identity.userId, deviceId: identity.deviceId }] : [];
         });
-        accepted = { record: working, devices };
+        accepted.push({ record: working, devices, commitHash: commitHashOf(event.pdu.content.message as string) });
         return undefined;
       },
       persist: async (tx) => {
-        if (accepted) {
-          const { record, devices } = accepted;
+        bound.length = 0;
+        for (const { record, devices, commitHash } of accepted) {
           await tx.mls.putGroup({ roomId, epoch: record.epoch as number, groupInfo: encodeBase64(record.groupInfo as Uint8Array), commitEventId: record.commitEventId as string, devices });
+          if (await tx.mls.bindPendingWelcome(roomId, commitHash, record.commitEventId as string)) bound.push(commitHash);
         }
         for (const v of violations) await tx.federation.addHubViolation({ roomId, eventId: v.eventId, hubServer: v.hubServer, reason: v.reason, detectedTs: now() });
       },
       committed: () => {
-        if (accepted) this.remember(accepted.record);
+        const last = accepted[accepted.length - 1];
+        if (last) this.remember(last.record);
+        for (const commitHash of bound) this.welcomes.deliverLater(roomId, commitHash);
         for (const v of violations) logger.warn({ room_id: roomId, event_id: v.eventId, hub: v.hubServer, reason: v.reason }, "the hub appended an MLS event the overlay's rules forbid; soft-failed");
       },
     };
   }
+}
+
+/** The epoch a commit's `message` was built on, when it decodes as a PublicMessage (checkCommit says the rest). */
+export function commitEpochOf(mls: MlsLib, content: JsonObject): number | undefined {
+  const bytes = typeof content.message === "string" ? decodeBase64(content.message) : undefined;
+  const message = bytes ? mls.decodeMessage(bytes) : undefined;
+  return message?.wireformat === "mls_public_message" ? Number(message.publicMessage.content.epoch) : undefined;
 }

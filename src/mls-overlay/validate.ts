@@ -15,7 +15,7 @@
 //   6. with the stored tree of epoch N: the signature verifies against the committer's leaf, whose
 //      credential names the event's sender; the tree after the commit and the next epoch's group
 //      context (tree hash, transcript hash) equal what the GroupInfo carries. Without a stored
-//      tree (the first commit of a room, or a replica that joined after the last commit) the
+//      tree (the first commit of a room, or a replica whose hub could not give it) the
 //      GroupInfo's tree is validated on its own and the committer's leaf taken from it -> policy
 //   7. the GroupInfo is for epoch N+1, signed by its signer's leaf, with the commit's confirmation
 //      tag, a ratchet_tree and an external_pub extension                      -> policy
@@ -31,8 +31,8 @@ export interface GroupRecord {
   roomId: string;
   /**
    * The current epoch: 0 before the first commit (the creator's fresh group). null on a replica
-   * that does not know it (it joined after commits it never saw): the next commit is checked on
-   * its own and adopted.
+   * that does not know it (it joined after commits it never saw, and its hub could not give the
+   * GroupInfo; mls-overlay.ts): the next commit is checked on its own and adopted.
    */
   epoch: number | null;
   /** MLSMessage(GroupInfo) of `epoch`, with its ratchet tree; absent before the first commit. */
@@ -286,7 +286,8 @@ export async function checkCommit(mls: MlsLib, commitContent: JsonObject, record
     tree = applied.tree;
   } else {
     // No tree of epoch N here: the first commit of the group (its creator, leaf 0, adding the
-    // first members), or a replica that missed earlier commits. The new tree is checked whole.
+    // first members), or a replica that missed earlier commits and could not get their state
+    // from its hub. The new tree is checked whole.
     if (record.epoch === 0 && (sender_.senderType !== "member" || sender_.leafIndex !== 0)) return fail("policy", "the first commit of a group must come from its creator, leaf 0");
     if (record.epoch === 0 && removes.length > 0) return fail("policy", "the first commit of a group cannot remove anyone");
     const newTree = mls.decodeTree(newTreeBytes);

@@ -307,7 +307,12 @@ export class RoomQueries {
     return [...memberships].filter(([, membership]) => membership === "join").map(([roomId]) => roomId);
   }
 
-  async getAliases(userId: string, roomId: string): Promise<string[]> {
+  /** `serverAdmin`: a server admin reads any room's aliases (admin tools such as synadm rely on it). */
+  async getAliases(userId: string, roomId: string, options: { serverAdmin?: boolean } = {}): Promise<string[]> {
+    if (options.serverAdmin) {
+      if (!(await this.storage.events.getRoom(roomId))) throw new MatrixError(Errcode.NOT_FOUND, 404, `Unknown room ${roomId}`);
+      return this.storage.aliases.listForRoom(roomId);
+    }
     const access = await this.stateAccess(userId, roomId);
     if (access.kind !== "current") throw new MatrixError(Errcode.FORBIDDEN, 403, `${userId} is not in room ${roomId}`);
     return this.storage.aliases.listForRoom(roomId);

@@ -494,6 +494,8 @@ export interface AppserviceRepo {
   readStream(fromPos: number, toPos: number, limit: number): Promise<StoredEvent[]>;
   /** Receipts of every room with fromPos < streamPos <= toPos, ascending, at most `limit` (services that receive EDUs). */
   readReceipts(fromPos: number, toPos: number, limit: number): Promise<ReceiptRow[]>;
+  /** To-device messages of every device with fromPos < streamPos <= toPos, ascending, at most `limit` (MSC4203). */
+  readToDevice(fromPos: number, toPos: number, limit: number): Promise<ToDeviceMessage[]>;
 }
 
 /** What a room purge removed: the room's events and the rows deleted per table. */
@@ -535,10 +537,40 @@ export interface MlsGroupRow {
   devices: Array<{ userId: string; deviceId: string }>;
 }
 
+/**
+ * A Welcome waiting to be delivered (the stapled `/commit` request): recorded before its commit
+ * event is sent, bound to the event when the event is appended, deleted once delivered.
+ */
+export interface MlsPendingWelcomeRow {
+  roomId: string;
+  /** SHA-256 hex of the commit's `message`. */
+  commitHash: string;
+  /** The epoch the commit was built on. */
+  epoch: number;
+  senderUser: string;
+  senderDevice: string;
+  /** Unpadded base64 MLSMessage(Welcome). */
+  welcome: string;
+  targets: Array<{ userId: string; deviceId: string }>;
+  /** The commit event, once appended (accepted by the hub). */
+  eventId: string | null;
+  createdTs: number;
+}
+
 export interface MlsRepo {
   getGroup(roomId: string): Promise<MlsGroupRow | undefined>;
-  /** Inserts or replaces the room's record. */
+  /** Inserts or replaces the room's record, and records which event started its epoch. */
   putGroup(row: MlsGroupRow): Promise<void>;
+  /** The `m.mls.commit` event that started `epoch` of the room's group (putGroup records each). */
+  getEpochCommit(roomId: string, epoch: number): Promise<string | undefined>;
+  /** Records a pending Welcome; a second one for the same commit is ignored. */
+  addPendingWelcome(row: MlsPendingWelcomeRow): Promise<void>;
+  /** Binds the room's pending Welcome of the commit to its event; whether there was one to bind. */
+  bindPendingWelcome(roomId: string, commitHash: string, eventId: string): Promise<boolean>;
+  getPendingWelcome(roomId: string, commitHash: string): Promise<MlsPendingWelcomeRow | undefined>;
+  /** Every pending Welcome, bound or not, oldest first (at most `limit`). */
+  listPendingWelcomes(limit: number): Promise<MlsPendingWelcomeRow[]>;
+  deletePendingWelcome(roomId: string, commitHash: string): Promise<void>;
 }
 
 export interface StorageRepos {

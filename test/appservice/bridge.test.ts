@@ -229,7 +229,11 @@ test("masquerading: user_id within the namespace, device_id of that user, the de
   const ghost = "@_echo_masked:localhost";
   await bridge.ensureGhost(ghost);
   const asGhost = await bridge.call("GET", "/_matrix/client/v3/account/whoami", undefined, ghost);
-  expect(asGhost.body.user_id).toBe(ghost);
+  // Without device_id the service acts as the user with no device: whoami leaves the field out,
+  // and there is no device to upload keys for.
+  expect(asGhost.body).toEqual({ user_id: ghost, is_guest: false });
+  const keysWithoutDevice = await bridge.call("POST", "/_matrix/client/v3/keys/upload", { one_time_keys: {} }, ghost);
+  expect([keysWithoutDevice.status, keysWithoutDevice.body.errcode]).toEqual([400, "M_MISSING_PARAM"]);
   const asSender = await bridge.call("GET", "/_matrix/client/v3/account/whoami");
   expect(asSender.body.user_id).toBe(bridge.botUserId);
   const outside = await bridge.call("GET", "/_matrix/client/v3/account/whoami", undefined, alice.userId);
@@ -242,6 +246,9 @@ test("masquerading: user_id within the namespace, device_id of that user, the de
   expect(login.body).toMatchObject({ user_id: ghost, device_id: "GHOSTDEV" });
   const withDevice = await fetch(`${server.baseUrl}/_matrix/client/v3/account/whoami?user_id=${encodeURIComponent(ghost)}&device_id=GHOSTDEV`, { headers: { authorization: `Bearer ${bridge.registration.asToken}` } });
   expect(await withDevice.json()).toMatchObject({ user_id: ghost, device_id: "GHOSTDEV" });
+  // MSC3202's unstable parameter name, which mautrix bridges send.
+  const withUnstableDevice = await fetch(`${server.baseUrl}/_matrix/client/v3/account/whoami?user_id=${encodeURIComponent(ghost)}&org.matrix.msc3202.device_id=GHOSTDEV`, { headers: { authorization: `Bearer ${bridge.registration.asToken}` } });
+  expect(await withUnstableDevice.json()).toMatchObject({ user_id: ghost, device_id: "GHOSTDEV" });
   const unknownDevice = await fetch(`${server.baseUrl}/_matrix/client/v3/account/whoami?user_id=${encodeURIComponent(ghost)}&device_id=NOPE`, { headers: { authorization: `Bearer ${bridge.registration.asToken}` } });
   expect(unknownDevice.status).toBe(403);
   const loginOutside = await bridge.call("POST", "/_matrix/client/v3/login", { type: "m.login.application_service", identifier: { type: "m.id.user", user: "alice" } });

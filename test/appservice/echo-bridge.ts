@@ -60,6 +60,8 @@ export class EchoBridge {
   readonly ephemeral: Array<{ type: string; room_id?: string; content: Record<string, unknown> }> = [];
   /** Transaction IDs in arrival order, including ones the framework recognised as repeats. */
   readonly txnIds: string[] = [];
+  /** Raw transaction bodies in arrival order (repeats included): the framework drops keys it does not know, like MSC4203's. */
+  readonly bodies: Array<Record<string, unknown>> = [];
   readonly pings: string[] = [];
   private service: AppService | undefined;
   private readonly prefix: string;
@@ -137,7 +139,10 @@ export class EchoBridge {
     // Record every transaction ID the homeserver sends, before the framework's own handling.
     service.expressApp.use((req, _res, next) => {
       const match = /^\/_matrix\/app\/v1\/transactions\/([^/]+)$/.exec(req.path);
-      if (match && req.method === "PUT") this.txnIds.push(decodeURIComponent(match[1]!));
+      if (match && req.method === "PUT") {
+        this.txnIds.push(decodeURIComponent(match[1]!));
+        this.bodies.push(req.body as Record<string, unknown>);
+      }
       next();
     });
     moveLastLayerFirst(service);

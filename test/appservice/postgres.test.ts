@@ -49,4 +49,13 @@ describeOnPostgres("application services on PostgreSQL", () => {
     expect(got.map((e) => e.content.body)).toEqual(bodies);
     expect(bridge.events.slice(before).filter((e) => e.type === "m.room.message").length).toBe(bodies.length);
   });
+
+  test("the pusher's read of to-device messages over every inbox (MSC4203)", async () => {
+    const bob = await server.register("bob");
+    const from = await server.homeserver.storage.maxStreamPos();
+    const sent = await server.request("PUT", "/_matrix/client/v3/sendToDevice/m.test/pg-td", { token: bob.accessToken, body: { messages: { [bob.userId]: { [bob.deviceId]: { n: 1 } } } } });
+    expect(sent.status).toBe(200);
+    const rows = await server.homeserver.storage.appservices.readToDevice(from, await server.homeserver.storage.maxStreamPos(), 10);
+    expect(rows).toEqual([expect.objectContaining({ userId: bob.userId, deviceId: bob.deviceId, sender: bob.userId, type: "m.test", content: { n: 1 } })]);
+  });
 });

@@ -54,6 +54,25 @@ describe.each(engines)("MLS storage on %s", (_name, fixture) => {
     expect((await storage.mls.getGroup("!r:x"))?.epoch).toBe(2);
   });
 
+  test("each epoch's commit event is recorded; a pending Welcome is recorded once, bound once, listed and deleted", async () => {
+    await storage.mls.putGroup({ roomId: "!r:x", epoch: 1, groupInfo: "AAAA", commitEventId: "$1", devices: [] });
+    await storage.mls.putGroup({ roomId: "!r:x", epoch: 2, groupInfo: "BBBB", commitEventId: "$2", devices: [] });
+    expect([await storage.mls.getEpochCommit("!r:x", 1), await storage.mls.getEpochCommit("!r:x", 2), await storage.mls.getEpochCommit("!r:x", 3)]).toEqual(["$1", "$2", undefined]);
+
+    const row = { roomId: "!r:x", commitHash: "ab", epoch: 2, senderUser: "@a:x", senderDevice: "D", welcome: "WWWW", targets: [{ userId: "@b:x", deviceId: "E" }], eventId: null, createdTs: 5 };
+    await storage.mls.addPendingWelcome(row);
+    await storage.mls.addPendingWelcome({ ...row, welcome: "OTHER", createdTs: 6 });
+    await storage.mls.addPendingWelcome({ ...row, commitHash: "cd", createdTs: 7 });
+    expect(await storage.mls.getPendingWelcome("!r:x", "ab")).toEqual(row);
+    expect(await storage.transaction((tx) => tx.mls.bindPendingWelcome("!r:x", "ab", "$3"))).toBe(true);
+    // Bound once: a second binding (another append of the same commit) changes nothing.
+    expect(await storage.mls.bindPendingWelcome("!r:x", "ab", "$other")).toBe(false);
+    expect(await storage.mls.bindPendingWelcome("!r:x", "none", "$3")).toBe(false);
+    expect((await storage.mls.listPendingWelcomes(10)).map((w) => [w.commitHash, w.eventId])).toEqual([["ab", "$3"], ["cd", null]]);
+    await storage.mls.deletePendingWelcome("!r:x", "ab");
+    expect((await storage.mls.listPendingWelcomes(10)).map((w) => w.commitHash)).toEqual(["cd"]);
+  });
+
   test("expired keys are never claimed; one-time keys are claimed once even concurrently; the fallback after them", async () => {
     const now = 1_000_000;
     await storage.keys.addOneTimeKeys([key("old", { expiresTs: now - 1 }), ...Array.from({ length: 8 }, (_, i) => key(`k${i}`, { expiresTs: now + 60_000 }))]);

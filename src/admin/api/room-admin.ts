@@ -105,53 +105,51 @@ function toAdminRoom(summary: RoomSummary): AdminRoom {
 }
 
 /**
- * Compares two rooms for `order`. Text orders are ascending with rooms lacking the value last;
- * counts (members, state events) and flags are largest first, as Synapse orders them; ties go by
- * room ID so pages are stable.
+ * What each order sorts by, and whether its natural direction is descending. As Synapse's room
+ * list sorts (`get_rooms_paginate`): text ascending, member and state-event counts and the room
+ * version descending, the `federatable` and `public` flags ascending (false first).
+ */
+const ORDER_KEYS: Record<RoomOrder, { key: (r: AdminRoom) => string | number | null; descending: boolean }> = {
+  name: { key: (r) => r.name, descending: false },
+  alphabetical: { key: (r) => r.name, descending: false },
+  canonical_alias: { key: (r) => r.canonical_alias, descending: false },
+  joined_members: { key: (r) => r.joined_members, descending: true },
+  size: { key: (r) => r.joined_members, descending: true },
+  joined_local_members: { key: (r) => r.joined_local_members, descending: true },
+  version: { key: (r) => r.version, descending: true },
+  creator: { key: (r) => r.creator, descending: false },
+  encryption: { key: (r) => r.encryption, descending: false },
+  federatable: { key: (r) => Number(r.federatable), descending: false },
+  public: { key: (r) => Number(r.public), descending: false },
+  join_rules: { key: (r) => r.join_rules, descending: false },
+  guest_access: { key: (r) => r.guest_access, descending: false },
+  history_visibility: { key: (r) => r.history_visibility, descending: false },
+  state_events: { key: (r) => r.state_events, descending: true },
+};
+
+function compareValues(x: string | number, y: string | number): number {
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * Compares two rooms for `order` in its natural direction. Rooms lacking the value come last; ties
+ * go by room ID in the same direction (Synapse orders by the column, then the room ID, both one
+ * way), so pages are stable.
  */
 function compareRooms(order: RoomOrder): (a: AdminRoom, b: AdminRoom) => number {
-  const byText = (pick: (r: AdminRoom) => string | null) => (a: AdminRoom, b: AdminRoom) => {
-    const x = pick(a);
-    const y = pick(b);
-    if (x === y) return 0;
-    if (x === null) return 1;
-    if (y === null) return -1;
-    return x < y ? -1 : 1;
-  };
-  const byNumber = (pick: (r: AdminRoom) => number) => (a: AdminRoom, b: AdminRoom) => pick(b) - pick(a);
-  const primary = ((): ((a: AdminRoom, b: AdminRoom) => number) => {
-    switch (order) {
-      case "name":
-      case "alphabetical":
-        return byText((r) => r.name);
-      case "canonical_alias":
-        return byText((r) => r.canonical_alias);
-      case "joined_members":
-      case "size":
-        return byNumber((r) => r.joined_members);
-      case "joined_local_members":
-        return byNumber((r) => r.joined_local_members);
-      case "version":
-        return byText((r) => r.version);
-      case "creator":
-        return byText((r) => r.creator);
-      case "encryption":
-        return byText((r) => r.encryption);
-      case "federatable":
-        return byNumber((r) => Number(r.federatable));
-      case "public":
-        return byNumber((r) => Number(r.public));
-      case "join_rules":
-        return byText((r) => r.join_rules);
-      case "guest_access":
-        return byText((r) => r.guest_access);
-      case "history_visibility":
-        return byText((r) => r.history_visibility);
-      case "state_events":
-        return byNumber((r) => r.state_events);
+  const { key, descending } = ORDER_KEYS[order];
+  const sign = descending ? -1 : 1;
+  return (a, b) => {
+    const x = key(a);
+    const y = key(b);
+    if (x === null || y === null) {
+      if (x !== y) return x === null ? 1 : -1;
+    } else {
+      const primary = compareValues(x, y);
+      if (primary !== 0) return sign * primary;
     }
-  })();
-  return (a, b) => primary(a, b) || (a.room_id < b.room_id ? -1 : a.room_id > b.room_id ? 1 : 0);
+    return sign * compareValues(a.room_id, b.room_id);
+  };
 }
 
 function matchesSearch(room: AdminRoom, term: string): boolean {

@@ -192,6 +192,8 @@ export function createKeys(ctx: ClientApiContext, remoteKeys: RemoteKeys = NO_FE
   return {
     async upload(requester, { deviceKeys, oneTimeKeys, fallbackKeys }) {
       const { userId, deviceId } = requester;
+      // An application service acting as a user without `device_id` has no device to hold keys.
+      if (deviceId === "") throw new MatrixError(Errcode.MISSING_PARAM, 400, "Keys belong to a device: an application service must name it with device_id");
       if (deviceKeys) checkDeviceKeys(deviceKeys, requester);
       const rows = (keys: Record<string, JsonValue>, fallback: boolean): OneTimeKeyRow[] =>
         Object.entries(keys).map(([keyId, key]) => ({ userId, deviceId, keyId, algorithm: splitKeyId(keyId).algorithm, key, fallback }));

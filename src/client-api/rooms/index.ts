@@ -141,7 +141,8 @@ export function mountRoomsApi(router: Router, ctx: ClientApiContext, rooms: Room
 
   // GET /v3/rooms/{roomId}/aliases
   router.get("/v3/rooms/:roomId/aliases", auth, async (req, res) => {
-    res.json({ aliases: await queries.getAliases(senderOf(res).userId, roomIdOf(req)) });
+    const requester = requesterOf(res);
+    res.json({ aliases: await queries.getAliases(requester.userId, roomIdOf(req), { serverAdmin: requester.isAdmin }) });
   });
 
   // POST /v3/join/{roomIdOrAlias}

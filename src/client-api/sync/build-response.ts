@@ -125,6 +125,11 @@ async function latestEvents(readers: SyncReaders, userId: string, roomId: string
   return { events: picked, limited, prevBoundary };
 }
 
+/** Whether a timeline filter may leave out membership or `m.mls.commit` events (the MLS departed devices above). */
+function filterMayHideMls(filter: RoomEventFilter): boolean {
+  return filter.types !== undefined || filter.notTypes.length > 0 || filter.senders !== undefined || filter.notSenders.length > 0 || filter.containsUrl === true;
+}
+
 export async function buildSyncResponse(readers: SyncReaders, request: SyncRequest, toPos: number, typingSerial: number): Promise<{ body: JsonObject; empty: boolean }> {
   const { storage, decorator, typing, changes: changeCache, keyCounts } = readers;
   const { userId, deviceId, filter } = request;
@@ -218,7 +223,19 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
       if (event.pdu.content.membership === "join") deviceListUsers.add(event.pdu.state_key);
       else if (event.pdu.content.membership === "leave" || event.pdu.content.membership === "ban") leftCandidates.add(event.pdu.state_key);
     }
-    if (!fullState && timeline.events.length === 0 && state.length === 0 && ephemeral.length === 0 && roomData.length === 0) continue;
+    // MLS overlay: devices still in the room's group whose user is no longer joined (MLS wire
+    // contract section 5). Told in every sync that starts the room (initial, newly joined,
+    // full_state) and whenever a membership or commit event since the token may have changed
+    // them — also one the timeline does not show (a limited timeline's gap, a filter hiding it).
+    let departed: Record<string, string[]> = {};
+    const mlsMayHaveChanged = timeline.events.some((e) => e.pdu.type === MEMBER || e.pdu.type === COMMIT_EVENT_TYPE) || (maybe("room_events", roomId) && (timeline.limited || filterMayHideMls(filter.timeline)));
+    if (fullState || mlsMayHaveChanged) {
+      const group = await storage.mls.getGroup(roomId);
+      const members = group ? (await readers.memberships.room(roomId)).members : undefined;
+      if (group && members) departed = departedDevices(group.devices, (member) => members.get(member)?.membership === "join");
+    }
+    const hasDeparted = Object.keys(departed).length > 0;
+    if (!fullState && !hasDeparted && timeline.events.length === 0 && state.length === 0 && ephemeral.length === 0 && roomData.length === 0) continue;
 
     const entry: JsonObject = {
       timeline: {
@@ -232,14 +249,7 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
       unread_notifications: { highlight_count: 0, notification_count: 0 },
     };
     if (fullState || roomChanges.length > 0 || timeline.events.some((e) => e.pdu.type === MEMBER)) entry.summary = summaryOf(await readers.memberships.room(roomId), userId);
-    // MLS overlay: devices still in the room's group whose user is no longer joined (MLS wire
-    // contract section 5), told whenever a membership or a commit may have changed them.
-    if (fullState || timeline.events.some((e) => e.pdu.type === MEMBER || e.pdu.type === COMMIT_EVENT_TYPE)) {
-      const group = await storage.mls.getGroup(roomId);
-      const members = group ? (await readers.memberships.room(roomId)).members : undefined;
-      const departed = group && members ? departedDevices(group.devices, (member) => members.get(member)?.membership === "join") : {};
-      if (Object.keys(departed).length > 0) entry["org.bobbin.mls.departed_devices"] = departed;
-    }
+    if (hasDeparted) entry["org.bobbin.mls.departed_devices"] = departed;
     join[roomId] = entry;
   }
 

@@ -15,6 +15,7 @@ export class TypingTracker {
   private serial: number;
   private readonly rooms = new Map<string, RoomTyping>();
   private relay: ((roomId: string, userId: string, typing: boolean, timeoutMs: number) => void) | undefined;
+  private readonly watchers: Array<(roomId: string, userIds: string[]) => void> = [];
 
   constructor(
     private readonly now: () => number,
@@ -33,6 +34,11 @@ export class TypingTracker {
    */
   relayLocalTyping(relay: (roomId: string, userId: string, typing: boolean, timeoutMs: number) => void): void {
     this.relay = relay;
+  }
+
+  /** Every change of who types in a room, local or remote (app/ hands them to application services). */
+  watchTyping(watcher: (roomId: string, userIds: string[]) => void): void {
+    this.watchers.push(watcher);
   }
 
   /** `fromRemote`: the notification came over federation and must not be relayed back out. */
@@ -55,6 +61,7 @@ export class TypingTracker {
     this.serial = Math.max(this.serial + 1, this.now());
     room.serial = this.serial;
     this.onChange(roomId);
+    for (const watcher of this.watchers) watcher(roomId, this.typingIn(roomId));
   }
 
   typingIn(roomId: string): string[] {

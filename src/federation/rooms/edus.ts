@@ -13,7 +13,8 @@
 import type { Logger } from "pino";
 import type { SyncNotifier } from "../../client-api/contracts.js";
 import { isValidEventId, isValidRoomId, isValidUserId, serverNameOf } from "../../core/identifiers.js";
-import { isJsonObject, type JsonObject } from "../../core/json.js";
+import { isJsonObject, type JsonObject, type JsonValue } from "../../core/json.js";
+import { checkDeviceObject } from "../../mls-overlay/validate.js";
 import type { MembershipIndex } from "../../rooms/membership-index.js";
 import type { ReceiptRow, Storage, ToDeviceMessage } from "../../storage/ports.js";
 import type { StreamTracker } from "../../storage/stream-tracker.js";
@@ -142,6 +143,10 @@ export function createEduReceiver(deps: EduReceiverDeps): EduReceiver {
     // Matrix: `content.user_id`; the draft: the EDU's `sender_id`.
     const userId = [content.user_id, edu.sender_id, edu.sender].find((id): id is string => typeof id === "string");
     if (userId === undefined || !isValidUserId(userId) || serverNameOf(userId) !== origin) return log.debug({ user_id: userId }, "m.device_list_update for a user of another server dropped");
+    // The device objects it carries (LM draft "Device Info Publishing"; MLS wire contract section
+    // 2): an MLS credential must name this user and device and sign the object, or none is believed.
+    const refused = refusedDeviceObject(userId, content);
+    if (refused !== undefined) return log.info({ user_id: userId, reason: refused }, "m.device_list_update with an invalid device object refused");
     const watchers = await localUsersSharingRoomsWith(userId);
     if (watchers.size === 0) return log.debug({ user_id: userId }, "m.device_list_update for a user no local user shares a room with dropped");
     const pos = await streams.withPositions(1, async ([streamPos]) => {
@@ -185,6 +190,24 @@ export function createEduReceiver(deps: EduReceiverDeps): EduReceiver {
       }
     }
   };
+}
+
+/**
+ * Why a device-list update's device objects are not to be believed, or undefined: Matrix's
+ * `content.keys` (for `content.device_id`) and the draft's `content.changed` list, each naming
+ * `userId` and its device, with a valid MLS credential signature when it has an MLS credential.
+ */
+function refusedDeviceObject(userId: string, content: JsonObject): string | undefined {
+  const objects: Array<{ deviceKeys: JsonValue; deviceId: JsonValue | undefined }> = [];
+  if (content.keys !== undefined) objects.push({ deviceKeys: content.keys, deviceId: content.device_id });
+  if (Array.isArray(content.changed)) for (const changed of content.changed) objects.push({ deviceKeys: changed, deviceId: isJsonObject(changed) ? changed.device_id : undefined });
+  for (const { deviceKeys, deviceId } of objects) {
+    if (!isJsonObject(deviceKeys) || typeof deviceId !== "string") return "a device object without its device ID";
+    if (deviceKeys.user_id !== userId || deviceKeys.device_id !== deviceId) return `a device object names ${String(deviceKeys.user_id)} ${String(deviceKeys.device_id)}, not ${userId} ${deviceId}`;
+    const checked = checkDeviceObject(deviceKeys, { userId, deviceId });
+    if (!checked.ok) return checked.reason;
+  }
+  return undefined;
 }
 
 /** `m.direct_to_device` in Matrix's shape, or the draft's one-device shape turned into it. */

@@ -13,6 +13,7 @@ import { mountQueryProfileRoute } from "./query-profile.js";
 import { mountUserKeyRoutes, type LocalUserKeys } from "./user-keys.js";
 import { mountUserDeviceRoute } from "./user-device.js";
 import { mountVersionRoute } from "./version.js";
+import { mountMlsFederationRoutes } from "../../mls-overlay/group-info-federation.js";
 import { limitPerOrigin } from "./origin-rate-limit.js";
 import type { RateLimiter } from "../../client-api/http.js";
 
@@ -43,6 +44,8 @@ export function federationApi(deps: FederationApiDeps): Router {
   mountMembershipRoutes(api, auth, deps.membership);
   mountUserKeyRoutes(api, auth, { serverName: deps.auth.serverName, keys: deps.userKeys, now: deps.now });
   mountUserDeviceRoute(api, auth, { serverName: deps.auth.serverName, keys: deps.userKeys, now: deps.now });
+  // Bobbin's MLS overlay: a room's GroupInfo for a participant that joined after earlier commits.
+  mountMlsFederationRoutes(api, auth, { storage: deps.storage });
   const routes = Router();
   routes.use(api);
   routes.use(unrecognized(api));

@@ -2,8 +2,8 @@
 // makes over every room's events.
 import type { Knex } from "knex";
 import type { Pdu } from "../../core/events.js";
-import type { AppserviceRepo, AppserviceStateRow, ReceiptRow } from "../ports.js";
-import { toBool, toNumber, toNumberOrNull } from "./db.js";
+import type { AppserviceRepo, AppserviceStateRow, ReceiptRow, ToDeviceMessage } from "../ports.js";
+import { parseJsonObject, toBool, toNumber, toNumberOrNull } from "./db.js";
 
 interface StateRecord {
   appservice_id: string;
@@ -89,6 +89,18 @@ export function createAppserviceRepo(knex: Knex): AppserviceRepo {
         ts: toNumber(r.ts),
         streamPos: toNumber(r.stream_pos),
       }));
+    },
+
+    async readToDevice(fromPos, toPos, limit) {
+      const rows = (await knex("to_device")
+        .select("stream_pos", "user_id", "device_id", "sender", "type", "content")
+        .where("stream_pos", ">", fromPos)
+        .andWhere("stream_pos", "<=", toPos)
+        .orderBy([{ column: "stream_pos" }, { column: "id" }])
+        .limit(limit)) as Array<{ stream_pos: unknown; user_id: string; device_id: string; sender: string; type: string; content: string }>;
+      return rows.map(
+        (r): ToDeviceMessage => ({ streamPos: toNumber(r.stream_pos), userId: r.user_id, deviceId: r.device_id, sender: r.sender, type: r.type, content: parseJsonObject(r.content) }),
+      );
     },
   };
 }

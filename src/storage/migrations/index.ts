@@ -13,6 +13,7 @@ import { federationSchema } from "./0004-federation.js";
 import { blockedRoomsSchema } from "./0006-blocked-rooms.js";
 import { appserviceSchema } from "./0007-appservice.js";
 import { mlsSchema } from "./0008-mls.js";
+import { mlsWelcomesSchema } from "./0009-mls-welcomes.js";
 
 export interface Migration {
   /** Recorded in the `knex_migrations` table; unique and stable forever. */
@@ -21,7 +22,7 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema, forgottenRoomsSchema, federationSchema, replicaHistorySchema, blockedRoomsSchema, appserviceSchema, mlsSchema];
+export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema, forgottenRoomsSchema, federationSchema, replicaHistorySchema, blockedRoomsSchema, appserviceSchema, mlsSchema, mlsWelcomesSchema];
 
 /** The knex migration source over `migrations`. */
 export function migrationSource(list: readonly Migration[] = migrations): Knex.MigrationSource<Migration> {

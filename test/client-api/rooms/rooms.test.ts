@@ -83,6 +83,12 @@ describe("createRoom", () => {
 
     const aliases = await server.request("GET", `${api}/rooms/${enc(roomId)}/aliases`, { token: alice.accessToken });
     expect(aliases.body.aliases).toEqual(["#pub:localhost"]);
+    // Not to a non-member; a server admin reads them, also on the pre-v1.1 `r0` path admin tools call.
+    expect((await server.request("GET", `${api}/rooms/${enc(roomId)}/aliases`, { token: carol.accessToken })).status).toBe(403);
+    await server.homeserver.storage.accounts.updateUser(carol.userId, { isAdmin: true });
+    const asAdmin = await server.request("GET", `/_matrix/client/r0/rooms/${enc(roomId)}/aliases`, { token: carol.accessToken });
+    expect(asAdmin.body).toEqual({ aliases: ["#pub:localhost"] });
+    await server.homeserver.storage.accounts.updateUser(carol.userId, { isAdmin: false });
     // The alias is taken now.
     const again = await server.request("POST", `${api}/createRoom`, { token: alice.accessToken, body: { room_alias_name: "pub" } });
     expect(again.status).toBe(400);

@@ -11,7 +11,8 @@ export function mountAccountRoutes(router: Router, sessions: Sessions, authentic
   // GET /v3/account/whoami
   router.get("/v3/account/whoami", auth, (_req, res) => {
     const requester = requesterOf(res);
-    res.json({ user_id: requester.userId, device_id: requester.deviceId, is_guest: requester.isGuest });
+    // An application service acting without `device_id` has no device: the field is then left out.
+    res.json({ user_id: requester.userId, ...(requester.deviceId !== "" ? { device_id: requester.deviceId } : {}), is_guest: requester.isGuest });
   });
 
   // POST /v3/account/password
