@@ -39,7 +39,7 @@ import { MlsOverlay } from "../mls-overlay/mls-overlay.js";
 import { createMlsLoader } from "../mls-overlay/ts-mls-adapter.js";
 import { createGroupInfoFetcher } from "../mls-overlay/group-info-federation.js";
 import { createToDevice } from "../client-api/accounts/to-device.js";
-import { ENCRYPTED_EVENT_TYPE } from "../mls-overlay/wire.js";
+import { ENCRYPTED_EVENT_TYPE } from "../core/mls-wire.js";
 import { openStorage, type DatabaseSettings } from "../storage/index.js";
 import type { Storage } from "../storage/ports.js";
 import { StreamTracker } from "../storage/stream-tracker.js";

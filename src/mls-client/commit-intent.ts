@@ -6,7 +6,7 @@ import type { ClaimedKeys } from "./client-server-api.js";
 import { deviceKey, identityOfCredential, type DeviceIdentity } from "./identity.js";
 import { parseClaimedKeyPackage } from "./key-packages.js";
 import type { GroupMember } from "./room-group.js";
-import { bytesEqual } from "./tls-codec.js";
+import { bytesEqual } from "../core/mls-wire.js";
 
 export interface DeviceRef {
   readonly userId: string;

@@ -4,40 +4,9 @@
 //   opaque user_id<V>; opaque device_id<V>; opaque signature_key<V>;
 // so a credential names exactly one user and device and is bound to the leaf's signature key.
 import type { AuthenticationService, Credential } from "ts-mls";
-import { bytesEqual, concatBytes, decodeOpaque, encodeOpaque } from "./tls-codec.js";
+import { bytesEqual, decodeDeviceIdentity, encodeDeviceIdentity, type DeviceIdentity } from "../core/mls-wire.js";
 
-export interface DeviceIdentity {
-  readonly userId: string;
-  readonly deviceId: string;
-  /** The leaf's 32-byte Ed25519 MLS signature public key. */
-  readonly signatureKey: Uint8Array;
-}
-
-const utf8 = new TextEncoder();
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** The credential identity bytes of `identity`. */
-export function encodeDeviceIdentity(identity: DeviceIdentity): Uint8Array {
-  return concatBytes([encodeOpaque(utf8.encode(identity.userId)), encodeOpaque(utf8.encode(identity.deviceId)), encodeOpaque(identity.signatureKey)]);
-}
-
-/** Decodes identity bytes; undefined unless they are exactly the three fields (no trailing bytes, valid UTF-8). */
-export function decodeDeviceIdentity(bytes: Uint8Array): DeviceIdentity | undefined {
-  const fields: Uint8Array[] = [];
-  let offset = 0;
-  for (let i = 0; i < 3; i++) {
-    const field = decodeOpaque(bytes, offset);
-    if (!field) return undefined;
-    fields.push(field[0]);
-    offset = field[1];
-  }
-  if (offset !== bytes.length) return undefined;
-  try {
-    return { userId: strictUtf8.decode(fields[0]), deviceId: strictUtf8.decode(fields[1]), signatureKey: fields[2] as Uint8Array };
-  } catch {
-    return undefined;
-  }
-}
+export { decodeDeviceIdentity, encodeDeviceIdentity, type DeviceIdentity };
 
 /** A basic credential carrying `identity`. */
 export function credentialOf(identity: DeviceIdentity): Credential {

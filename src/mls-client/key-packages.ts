@@ -15,7 +15,7 @@ import {
 import { decodeBase64, encodeBase64 } from "../core/base64.js";
 import { KEY_PACKAGE_ALGORITHM } from "./algorithms.js";
 import { credentialOf, type DeviceIdentity } from "./identity.js";
-import { concatBytes, encodeOpaque, toHex } from "./tls-codec.js";
+import { concatBytes, encodeOpaque, toHex } from "../core/mls-wire.js";
 
 /** An MLSMessage starts with version (uint16) and wireformat (uint16); a KeyPackage follows. */
 const MLS_MESSAGE_HEADER_LENGTH = 4;

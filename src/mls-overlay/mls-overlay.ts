@@ -18,7 +18,7 @@ import type { Storage, StorageTx } from "../storage/ports.js";
 import type { MlsLib, MlsLoader } from "./ts-mls-adapter.js";
 import { checkCommit, checkEncryptedMessage, decodeGroupRecord, identityOfLeaf, type CommitVerdict, type FailureKind, type GroupRecord, type RoomMembershipView } from "./validate.js";
 import { WelcomeOutbox, type SendWelcome } from "./welcome-outbox.js";
-import { bytesEqual, COMMIT_EVENT_TYPE, ENCRYPTED_EVENT_TYPE, EPOCH_CONFLICT_ERRCODE, groupIdOf, ROOM_ALGORITHM } from "./wire.js";
+import { bytesEqual, COMMIT_EVENT_TYPE, ENCRYPTED_EVENT_TYPE, EPOCH_CONFLICT_ERRCODE, groupIdOf, ROOM_ALGORITHM } from "../core/mls-wire.js";
 
 /** A GroupInfo another server keeps for a room: of `epoch`, or its current one when `epoch` is undefined. */
 export type GroupInfoFetcher = (server: string, roomId: string, epoch: number | undefined) => Promise<{ groupInfo: Uint8Array; epoch: number; commitEventId: string } | undefined>;

@@ -21,7 +21,7 @@ import type {
   Welcome,
 } from "ts-mls";
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { CIPHERSUITE_NAME } from "./wire.js";
+import { CIPHERSUITE_NAME } from "../core/mls-wire.js";
 
 export type { FramedContent, FramedContentAuthData, GroupContext, GroupInfo, KeyPackage, LeafNode, MLSMessage, PrivateMessage, Proposal, PublicMessage, RatchetTree, UpdatePath, Welcome };
 

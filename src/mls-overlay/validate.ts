@@ -24,7 +24,7 @@ import { nativeEd25519 } from "../core/ed25519.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "../core/json.js";
 import { verifyJsonSignatures } from "../core/signing.js";
 import type { GroupInfo, KeyPackage, LeafNode, MlsLib, NodeEncodings, RatchetTree } from "./ts-mls-adapter.js";
-import { bytesEqual, CIPHERSUITE_NAME, CREDENTIAL_ALGORITHM, decodeDeviceIdentity, groupIdOf, ROOM_ALGORITHM, toHex, type DeviceIdentity } from "./wire.js";
+import { bytesEqual, CIPHERSUITE_NAME, CREDENTIAL_ALGORITHM, decodeDeviceIdentity, groupIdOf, ROOM_ALGORITHM, toHex, type DeviceIdentity } from "../core/mls-wire.js";
 
 /** What a server keeps of a room's MLS group: the GroupInfo of its current epoch. */
 export interface GroupRecord {

@@ -13,7 +13,7 @@
 import type { Logger } from "pino";
 import type { JsonObject } from "../core/json.js";
 import type { MlsPendingWelcomeRow, Storage } from "../storage/ports.js";
-import { WELCOME_ALGORITHM } from "./wire.js";
+import { WELCOME_ALGORITHM } from "../core/mls-wire.js";
 
 /** Sends `m.room.encrypted` to-device messages as `sender` under transaction `txnId` (idempotent per sender device and txnId). */
 export type SendWelcome = (sender: { userId: string; deviceId: string }, txnId: string, messages: Map<string, Map<string, JsonObject>>) => Promise<void>;

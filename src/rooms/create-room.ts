@@ -4,7 +4,7 @@
 import { Errcode, MatrixError } from "../core/errors.js";
 import { isValidUserId } from "../core/identifiers.js";
 import { isJsonObject, type JsonObject } from "../core/json.js";
-import { ROOM_ALGORITHM } from "../mls-overlay/wire.js";
+import { ROOM_ALGORITHM } from "../core/mls-wire.js";
 
 export type Preset = "private_chat" | "trusted_private_chat" | "public_chat";
 

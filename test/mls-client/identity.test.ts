@@ -2,7 +2,7 @@
 // signature key, TLS-encoded with RFC 9420 section 2.1.2 varint length prefixes.
 import fc from "fast-check";
 import { decodeDeviceIdentity, deviceAuthenticationService, encodeDeviceIdentity, credentialOf } from "../../src/mls-client/identity.js";
-import { decodeVarint, encodeVarint } from "../../src/mls-client/tls-codec.js";
+import { decodeVarint, encodeVarint } from "../../src/core/mls-wire.js";
 
 const key = new Uint8Array(32).fill(7);
 

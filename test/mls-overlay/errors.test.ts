@@ -1,7 +1,7 @@
 // How MLS refusals reach clients (MLS wire contract section 5), also when the refusal is a remote
 // hub's `failed_pdus` reason that the participant's hub link wrapped in its own message.
 import { mlsError, mlsErrorFromMessage } from "../../src/mls-overlay/mls-overlay.js";
-import { EPOCH_CONFLICT_ERRCODE } from "../../src/mls-overlay/wire.js";
+import { EPOCH_CONFLICT_ERRCODE } from "../../src/core/mls-wire.js";
 
 test("each kind has its status and errcode; an epoch conflict carries current_epoch", () => {
   expect(mlsError({ kind: "epoch_conflict", reason: "late", currentEpoch: 4 }).toJSON()).toMatchObject({ errcode: EPOCH_CONFLICT_ERRCODE, current_epoch: 4 });

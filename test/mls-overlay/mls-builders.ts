@@ -29,7 +29,7 @@ import { encodeKeyPackage } from "ts-mls/keyPackage.js";
 import { encodeBase64 } from "../../src/core/base64.js";
 import { signedBytesOf } from "../../src/core/signing.js";
 import type { JsonObject } from "../../src/core/json.js";
-import { CIPHERSUITE_NAME, CREDENTIAL_ALGORITHM, encodeDeviceIdentity, groupIdOf, KEY_PACKAGE_ALGORITHM, ROOM_ALGORITHM, toHex } from "../../src/mls-overlay/wire.js";
+import { CIPHERSUITE_NAME, CREDENTIAL_ALGORITHM, encodeDeviceIdentity, groupIdOf, KEY_PACKAGE_ALGORITHM, ROOM_ALGORITHM, toHex } from "../../src/core/mls-wire.js";
 import { makeKeyPackageRef } from "ts-mls/keyPackage.js";
 
 export async function suite(): Promise<CiphersuiteImpl> {

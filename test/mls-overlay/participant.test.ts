@@ -5,7 +5,7 @@
 import { jest } from "@jest/globals";
 import { decodeBase64 } from "../../src/core/base64.js";
 import type { JsonObject } from "../../src/core/json.js";
-import { EPOCH_CONFLICT_ERRCODE, KEY_PACKAGE_ALGORITHM, ROOM_ALGORITHM, WELCOME_ALGORITHM } from "../../src/mls-overlay/wire.js";
+import { EPOCH_CONFLICT_ERRCODE, KEY_PACKAGE_ALGORITHM, ROOM_ALGORITHM, WELCOME_ALGORITHM } from "../../src/core/mls-wire.js";
 import { acceptAll, decodeMlsMessage, emptyPskIndex, processMessage, type CiphersuiteImpl } from "ts-mls";
 import { decodeKeyPackage } from "ts-mls/keyPackage.js";
 import { freePort, startTestServer, type TestServer } from "../support/test-server.js";

@@ -14,7 +14,7 @@ import type { JsonObject } from "../../src/core/json.js";
 import { LINEARIZED_02 } from "../../src/core/room-versions.js";
 import { MlsOverlay, type GroupInfoFetcher } from "../../src/mls-overlay/mls-overlay.js";
 import { createMlsLoader } from "../../src/mls-overlay/ts-mls-adapter.js";
-import { ROOM_ALGORITHM } from "../../src/mls-overlay/wire.js";
+import { ROOM_ALGORITHM } from "../../src/core/mls-wire.js";
 import { openStorage } from "../../src/storage/index.js";
 import type { Storage } from "../../src/storage/ports.js";
 import type { CiphersuiteImpl } from "ts-mls";

@@ -6,7 +6,7 @@ import { decodeBase64, encodeBase64 } from "../../src/core/base64.js";
 import type { JsonObject } from "../../src/core/json.js";
 import { createMlsLoader, type MlsLib } from "../../src/mls-overlay/ts-mls-adapter.js";
 import { checkCommit, checkDeviceObject, checkEncryptedMessage, checkKeyPackage, type GroupRecord, type RoomMembershipView } from "../../src/mls-overlay/validate.js";
-import { decodeDeviceIdentity, encodeDeviceIdentity, ROOM_ALGORITHM } from "../../src/mls-overlay/wire.js";
+import { decodeDeviceIdentity, encodeDeviceIdentity, ROOM_ALGORITHM } from "../../src/core/mls-wire.js";
 import { addOf, b64, commit, createRoomGroup, deviceObject, encrypt, externalJoin, join, makeDevice, makeKeyPackage, removeOf, suite, type Member } from "./mls-builders.js";
 
 const ROOM = "!room:hub";

@@ -5,7 +5,7 @@
 import { jest } from "@jest/globals";
 import { decodeBase64 } from "../../src/core/base64.js";
 import { commitHashOf } from "../../src/mls-overlay/mls-overlay.js";
-import { decodeDeviceIdentity, ROOM_ALGORITHM, WELCOME_ALGORITHM } from "../../src/mls-overlay/wire.js";
+import { decodeDeviceIdentity, ROOM_ALGORITHM, WELCOME_ALGORITHM } from "../../src/core/mls-wire.js";
 import { decodeMlsMessage, type CiphersuiteImpl } from "ts-mls";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { waitFor } from "../support/wait.js";

@@ -9,7 +9,7 @@ import { decodeBase64 } from "../../src/core/base64.js";
 import type { JsonObject } from "../../src/core/json.js";
 import { signRequest } from "../../src/federation/transport/x-matrix.js";
 import { checkDeviceObject } from "../../src/mls-overlay/validate.js";
-import { CREDENTIAL_ALGORITHM, ROOM_ALGORITHM } from "../../src/mls-overlay/wire.js";
+import { CREDENTIAL_ALGORITHM, ROOM_ALGORITHM } from "../../src/core/mls-wire.js";
 import { decodeMlsMessage, type CiphersuiteImpl } from "ts-mls";
 import { freePort, startTestServer, type TestServer } from "../support/test-server.js";
 import { waitFor } from "../support/wait.js";

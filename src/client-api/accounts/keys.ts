@@ -12,7 +12,7 @@ import { notifyDeviceListChange, usersSharingRoomsWith } from "./device-lists.js
 import { decodeBase64 } from "../../core/base64.js";
 import { createMlsLoader, type MlsLoader } from "../../mls-overlay/ts-mls-adapter.js";
 import { checkDeviceObject, checkKeyPackage } from "../../mls-overlay/validate.js";
-import { CREDENTIAL_ALGORITHM, KEY_PACKAGE_ALGORITHM } from "../../mls-overlay/wire.js";
+import { CREDENTIAL_ALGORITHM, KEY_PACKAGE_ALGORITHM } from "../../core/mls-wire.js";
 
 export interface KeysUpload {
   deviceKeys?: JsonObject;

@@ -17,7 +17,7 @@ import { commitEpochOf, commitHashOf, isEncryptedRoom, mlsError, mlsErrorFromMes
 import type { SendWelcome } from "../../mls-overlay/welcome-outbox.js";
 import type { MlsLoader } from "../../mls-overlay/ts-mls-adapter.js";
 import { departedDevices, welcomeTargets } from "../../mls-overlay/validate.js";
-import { COMMIT_EVENT_TYPE, ENCRYPTED_EVENT_TYPE } from "../../mls-overlay/wire.js";
+import { COMMIT_EVENT_TYPE, ENCRYPTED_EVENT_TYPE } from "../../core/mls-wire.js";
 import type { RoomService } from "../../rooms/room-service.js";
 import type { ClientApiContext } from "../contracts.js";
 import type { Requester } from "../http.js";

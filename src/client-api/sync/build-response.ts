@@ -19,7 +19,7 @@ import type { TypingTracker } from "./typing.js";
 import type { StreamChangeCache } from "./change-cache.js";
 import type { KeyCountsCache } from "./key-counts.js";
 import { departedDevices } from "../../mls-overlay/validate.js";
-import { COMMIT_EVENT_TYPE } from "../../mls-overlay/wire.js";
+import { COMMIT_EVENT_TYPE, DEPARTED_DEVICES_SYNC_FIELD } from "../../core/mls-wire.js";
 
 export interface SyncRequest {
   userId: string;
@@ -249,7 +249,7 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
       unread_notifications: { highlight_count: 0, notification_count: 0 },
     };
     if (fullState || roomChanges.length > 0 || timeline.events.some((e) => e.pdu.type === MEMBER)) entry.summary = summaryOf(await readers.memberships.room(roomId), userId);
-    if (hasDeparted) entry["org.bobbin.mls.departed_devices"] = departed;
+    if (hasDeparted) entry[DEPARTED_DEVICES_SYNC_FIELD] = departed;
     join[roomId] = entry;
   }
 
