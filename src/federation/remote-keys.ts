@@ -2,10 +2,13 @@
 // Encryption": `POST /user/keys/query`, `POST /user/keys/claim`; LM draft "One Time Key
 // Claiming"). The request goes straight to the users' own server, never through a hub. An answer
 // is trusted only for what was asked: users and devices nobody asked about are dropped, and device
-// keys must name the user and device they are listed under (clients verify the signatures).
+// keys must name the user and device they are listed under. Clients verify the Olm-style signatures
+// themselves; an MLS device object (LM "Device Credentials") whose credential names another device
+// or whose signature fails is dropped here, as it is on upload and in device-list updates.
 import type { RemoteKeys } from "../client-api/contracts.js";
 import { Errcode, MatrixError } from "../core/errors.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "../core/json.js";
+import { checkDeviceObject } from "../mls-overlay/validate.js";
 import type { FederationClient } from "./transport/client.js";
 import { FederationRequestError } from "./transport/errors.js";
 
@@ -45,6 +48,7 @@ function askedDeviceKeys(answered: JsonObject, asked: Record<string, string[]>):
     for (const [deviceId, keys] of Object.entries(perDevice)) {
       if (devices.length > 0 && !devices.includes(deviceId)) continue;
       if (!isJsonObject(keys) || keys.user_id !== userId || keys.device_id !== deviceId) continue;
+      if (!checkDeviceObject(keys, { userId, deviceId }).ok) continue;
       kept[deviceId] = keys;
     }
     result[userId] = kept;

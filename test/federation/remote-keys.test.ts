@@ -3,6 +3,7 @@
 // room with B's user downloads B's device keys and claims B's one-time keys through A's Client-Server
 // API; A asks B over federation. Servers that cannot answer are `failures`; B's federation
 // endpoints answer signed requests about B's own users only; a logout on B reaches A's users.
+import { CREDENTIAL_ALGORITHM, encodeDeviceIdentity } from "../../src/core/mls-wire.js";
 import { jest } from "@jest/globals";
 import { createServer, type Server, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
@@ -195,7 +196,8 @@ test("A asks each server once for all its users, and keeps only what it asked th
   const answers: Record<string, unknown> = {
     "/_matrix/federation/v1/user/keys/query": {
       device_keys: {
-        [carol]: { C1: deviceKeys(carol, "C1"), C2: deviceKeys(dave, "C2") },
+        // C3's MLS credential names another device (and carries no valid signature): dropped.
+        [carol]: { C1: deviceKeys(carol, "C1"), C2: deviceKeys(dave, "C2"), C3: { ...deviceKeys(carol, "C3"), keys: { [`${CREDENTIAL_ALGORITHM}:C3`]: encodeBase64(encodeDeviceIdentity({ userId: carol, deviceId: "C4", signatureKey: new Uint8Array(32).fill(7) })) } } },
         [dave]: {},
         [bob.userId]: { FORGED: deviceKeys(bob.userId, "FORGED") },
       },
