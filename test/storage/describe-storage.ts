@@ -72,7 +72,7 @@ export function describeStorage(name: string, fixture: EngineFixture | undefined
         await storage.close();
         await database.drop();
         database = await fixture!.newDatabase();
-        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys", "0003-forgotten-rooms", "0004-federation", "0005-replica-history", "0006-blocked-rooms", "0007-appservice", "0008-mls", "0009-mls-welcomes"]);
+        expect((await migrateDatabase(database.settings)).applied).toEqual(["0001-initial-schema", "0002-server-keys", "0003-forgotten-rooms", "0004-federation", "0005-replica-history", "0006-blocked-rooms", "0007-appservice", "0008-mls", "0009-mls-welcomes", "0010-to-device-stream-index"]);
         storage = await openStorage(database.settings, { migrate: false });
         expect(await storage.maxStreamPos()).toBe(0);
       });

@@ -14,6 +14,7 @@ import { blockedRoomsSchema } from "./0006-blocked-rooms.js";
 import { appserviceSchema } from "./0007-appservice.js";
 import { mlsSchema } from "./0008-mls.js";
 import { mlsWelcomesSchema } from "./0009-mls-welcomes.js";
+import { toDeviceStreamIndex } from "./0010-to-device-stream-index.js";
 
 export interface Migration {
   /** Recorded in the `knex_migrations` table; unique and stable forever. */
@@ -22,7 +23,7 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema, forgottenRoomsSchema, federationSchema, replicaHistorySchema, blockedRoomsSchema, appserviceSchema, mlsSchema, mlsWelcomesSchema];
+export const migrations: readonly Migration[] = [initialSchema, serverKeysSchema, forgottenRoomsSchema, federationSchema, replicaHistorySchema, blockedRoomsSchema, appserviceSchema, mlsSchema, mlsWelcomesSchema, toDeviceStreamIndex];
 
 /** The knex migration source over `migrations`. */
 export function migrationSource(list: readonly Migration[] = migrations): Knex.MigrationSource<Migration> {
