@@ -167,11 +167,16 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
   });
   // Typing (local and remote) for services with receive_ephemeral.
   sync.typing.watchTyping((roomId, userIds) => appservices.typing(roomId, userIds));
-  // Every committed room event may be of interest to a service: wake the pushers with the syncs.
-  const roomNotifier: SyncNotifier = {
+  // Every committed room event, and every to-device message, may be of interest to a service:
+  // wake the pushers with the syncs.
+  const notifier: SyncNotifier = {
     ...sync.notifier,
     notifyRoom: (roomId, streamPos) => {
       sync.notifier.notifyRoom(roomId, streamPos);
+      appservices.wake(streamPos);
+    },
+    notifyUsers: (userIds, streamPos) => {
+      sync.notifier.notifyUsers(userIds, streamPos);
       appservices.wake(streamPos);
     },
   };
@@ -180,7 +185,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     serverName: settings.serverName,
     storage,
     streams,
-    notifier: sync.notifier,
+    notifier,
     authenticator: auth,
     rateLimiter: createRateLimiter(settings.rateLimits, now),
     logger,
@@ -216,7 +221,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
     signingKey: settings.signingKey,
     storage,
     streams,
-    notifier: roomNotifier,
+    notifier,
     transactions: sync.transactions,
     recentEvents: sync.recentEvents,
     memberships,
@@ -314,7 +319,7 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
               storage,
               serverName: settings.serverName,
               streams,
-              notifier: sync.notifier,
+              notifier,
               typing: sync.typing,
               memberships,
               roomInfo: (roomId) => rooms.federation.roomInfo(roomId),
