@@ -59,10 +59,31 @@ export function rssMb(pid: number): number {
   return Math.round((kb / 1024) * 10) / 10;
 }
 
+/**
+ * CPU time (user + system) a process has used, in ms, from /proc (clock ticks of 10 ms). On a
+ * machine shared with other jobs, server CPU per send is steadier than sends per second.
+ */
+export function cpuMs(pid: number): number {
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 export const percentile = (sorted: number[], p: number): number =>
   sorted.length === 0 ? NaN : Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 10) / 10;
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The node flags Bobbin runs with, defined once: on the `#!` line of bin/bobbin.js (which `npm
+ * start` and the `bobbin` command run), so the server measured here starts as users start it.
+ */
+export function serverNodeFlags(): string[] {
+  const shebang = readFileSync(new URL("../bin/bobbin.js", import.meta.url), "utf8").split("\n", 1)[0] ?? "";
+  const flags = /^#!\/usr\/bin\/env -S node((?: \S+)*)\s*$/.exec(shebang)?.[1];
+  if (flags === undefined) throw new Error(`bin/bobbin.js starts with ${JSON.stringify(shebang)}, not "#!/usr/bin/env -S node [flags]"`);
+  return flags.split(" ").filter(Boolean);
+}
 
 /** Starts the built server; `options` let bench/federation.ts name it `localhost:<port>` and add config lines. */
 export async function startServer(dir: string, port: number, database: string, options: { serverName?: string; extraConfig?: string[] } = {}): Promise<ChildProcess> {
@@ -90,9 +111,13 @@ export async function startServer(dir: string, port: number, database: string, o
       "",
     ].join("\n"),
   );
-  // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, "dist/main.js", "start", "--config", config], { stdio: ["ignore", "inherit", "inherit"] });
+  // BENCH_SERVER_NODE_ARGS: extra node flags for the server, after Bobbin's own (a later V8 flag
+  // wins), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", or "--max-semi-space-size=16" (node's default).
+  const nodeArgs = [...serverNodeFlags(), ...(process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean)];
+  // BENCH_DIST: another build to measure (an A/B against a copy of an older dist/; the directory
+  // must resolve the same node_modules, e.g. through a symlink beside it).
+  const entry = join(process.env.BENCH_DIST ?? "dist", "main.js");
+  const child = spawn(process.execPath, [...nodeArgs, entry, "start", "--config", config], { stdio: ["ignore", "inherit", "inherit"] });
   for (let i = 0; i < 200; i++) {
     try {
       const response = await fetch(`http://127.0.0.1:${port}/_matrix/client/versions`);
@@ -155,6 +180,7 @@ async function runEngine(engine: "sqlite" | "postgres", postgresUrl?: string): P
     const sentAt = new Map<string, number>();
     const deliveries: number[] = [];
     let measuringDelivery = false;
+    let syncResponses = 0;
     const filter = encodeURIComponent(JSON.stringify({ room: { timeline: { limit: 50 } }, presence: { types: [] } }));
     // A sync failing while we measure fails the benchmark; once `stopping`, failures are the shutdown.
     let loopError: unknown;
@@ -164,6 +190,7 @@ async function runEngine(engine: "sqlite" | "postgres", postgresUrl?: string): P
         while (!stopping) {
           const body = await api("GET", `/sync?filter=${filter}&timeout=30000&since=${encodeURIComponent(since)}`, user.token);
           const now = performance.now();
+          syncResponses++;
           since = body.next_batch;
           for (const room of Object.values<any>(body.rooms?.join ?? {})) {
             for (const event of room.timeline?.events ?? []) {
@@ -191,12 +218,17 @@ async function runEngine(engine: "sqlite" | "postgres", postgresUrl?: string): P
     };
     const throughputEnd = performance.now() + THROUGHPUT_S * 1000;
     const throughputStart = performance.now();
+    const cpuStart = cpuMs(child.pid!);
+    const syncsStart = syncResponses;
     await Promise.all(
       users.map(async (user) => {
         while (performance.now() < throughputEnd) sendLatencies.push(await send(user, { msgtype: "m.text", body: "load" }));
       }),
     );
     const sendsPerS = sendLatencies.length / ((performance.now() - throughputStart) / 1000);
+    const cpuPerSend = (cpuMs(child.pid!) - cpuStart) / sendLatencies.length;
+    const syncsPerSend = (syncResponses - syncsStart) / sendLatencies.length;
+    console.log(`${engine}: server CPU ${cpuPerSend.toFixed(2)} ms per send while sending (${sendLatencies.length} sends, ${syncsPerSend.toFixed(2)} sync responses per send)`);
     await sleep(1000);
 
     // Delivery: an open loop at DELIVERY_RATE sends/s.

@@ -155,6 +155,16 @@ export class MlsOverlay {
     return checkCommit(mls, content, await this.record(roomId, hostedHere), membershipViewOf(state), sender);
   }
 
+  /**
+   * RoomEventPolicy.needsCommittedPolicy: only commits and encrypted messages of encrypted rooms
+   * read the group record, which moves when an earlier commit of the room has committed. Every other
+   * event passes `check` without it, so the writer may check it while earlier appends still commit.
+   */
+  needsCommittedPolicy(event: RoomEvent, stateBefore: RoomStateView): boolean {
+    const { type } = event.pdu;
+    return (type === COMMIT_EVENT_TYPE || type === ENCRYPTED_EVENT_TYPE) && isEncryptedRoom(stateBefore);
+  }
+
   /** RoomEventPolicy.begin: the checks of one append to one room (module comment). */
   begin(roomId: string, hostedHere: boolean): MlsPolicyBatch {
     const { loader, onCommitVerdict, logger, now } = this.deps;

@@ -11,7 +11,7 @@ import { DEFAULT_ROOM_VERSION, getRoomVersion } from "../core/room-versions.js";
 import type { SigningKey } from "../core/signing.js";
 import { membershipOf, powerLevelsFrom } from "../auth-rules/index.js";
 import { buildLpdu, type EventDraft } from "../room-dag/index.js";
-import type { ClientTxnsRepo, RoomPurge, Storage } from "../storage/ports.js";
+import type { RoomPurge, Storage } from "../storage/ports.js";
 import type { FederationFanout } from "./fanout.js";
 import type { VerifyPool } from "./verify-pool.js";
 import type { StreamTracker } from "../storage/stream-tracker.js";
@@ -85,13 +85,6 @@ export interface RoomService extends ProfilePropagator {
   setReadMarkers(sender: Sender, roomId: string, markers: { fullyRead?: string; read?: string; readPrivate?: string }): Promise<void>;
 }
 
-/** Rolls back an append whose transaction ID was already served (see `append`). */
-class AlreadyServed extends Error {
-  constructor(readonly eventId: string) {
-    super(`request already served as ${eventId}`);
-  }
-}
-
 const RECEIPT_TYPES: ReadonlySet<string> = new Set(["m.read", "m.read.private"]);
 
 export function createRoomService(deps: RoomServiceDeps): RoomService {
@@ -132,11 +125,10 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
   }
 
   /**
-   * Appends under the room's lock; rooms hosted elsewhere go through the hub link. An event ID
-   * `duplicateOf` returns means the request was already served: it is asked inside the append's
-   * transaction (which it then rolls back), so a send costs no read outside the batch it commits
-   * in; and again when the rules refuse the events, so a retry is answered as the original was.
-   * `afterCommit` runs once the events committed, before syncs can see them.
+   * Appends under the room's lock; rooms hosted elsewhere go through the hub link. `afterCommit`
+   * runs once the events committed, before syncs can see them. `pipelined`: the lock is released
+   * once the events are placed and their transaction queued (RoomWriter.appendPipelined), so
+   * the room's next request is placed while these commit; the answer still waits for the commit.
    */
   async function append(
     roomId: string,
@@ -144,43 +136,57 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
     options: {
       persistExtra?: Parameters<RoomWriter["appendLocked"]>[2];
       afterCommit?: (head: RoomHead, placed: PlacedEvent[]) => void;
-      duplicateOf?: (clientTxns: ClientTxnsRepo) => Promise<string | undefined>;
+      pipelined?: boolean;
     } = {},
-  ): Promise<{ placed: PlacedEvent[]; duplicate?: string }> {
-    const { persistExtra, afterCommit, duplicateOf } = options;
+  ): Promise<{ placed: PlacedEvent[] }> {
+    const { persistExtra, afterCommit, pipelined = false } = options;
     // Remote-hub rooms leave the lock with `remote` set and are sent outside it.
-    const result = await writer.withRoom(roomId, async (): Promise<{ placed: PlacedEvent[]; duplicate?: string; remote?: RoomHead }> => {
+    const result = await writer.withRoom(roomId, async (): Promise<{ committed: Promise<PlacedEvent[]> } | { remote: RoomHead }> => {
       const head = await requireHead(roomId);
-      if (!writer.isHostedHere(head)) {
-        const duplicate = await duplicateOf?.(storage.clientTxns);
-        return duplicate === undefined ? { placed: [], remote: head } : { placed: [], duplicate };
-      }
-      const persist: typeof persistExtra =
-        duplicateOf === undefined
-          ? persistExtra
-          : async (tx, placed) => {
-              const duplicate = await duplicateOf(tx.clientTxns);
-              if (duplicate !== undefined) throw new AlreadyServed(duplicate);
-              await persistExtra?.(tx, placed);
-            };
-      try {
-        return { placed: await writer.appendLocked(head, requests, persist, afterCommit && ((placed) => afterCommit(head, placed))) };
-      } catch (error) {
-        if (error instanceof AlreadyServed) return { placed: [], duplicate: error.eventId };
-        const duplicate = error instanceof MatrixError ? await duplicateOf?.(storage.clientTxns) : undefined;
-        if (duplicate !== undefined) return { placed: [], duplicate };
-        throw error;
-      }
+      if (!writer.isHostedHere(head)) return { remote: head };
+      const after = afterCommit && ((placed: PlacedEvent[]) => afterCommit(head, placed));
+      if (pipelined) return writer.appendPipelined(head, requests, persistExtra, after);
+      return { committed: Promise.resolve(await writer.appendLocked(head, requests, persistExtra, after)) };
     });
-    if (result.remote !== undefined) {
+    if ("remote" in result) {
       const sent = await sendThroughHub(result.remote, requests);
       // The echo is stored; what the request records beside it (its transaction ID) follows.
       if (persistExtra) await storage.transaction((tx) => persistExtra(tx, sent.placed));
       afterCommit?.(result.remote, sent.placed);
       return sent;
     }
-    notifyPlaced(roomId, result.placed);
-    return result;
+    const placed = await result.committed;
+    notifyPlaced(roomId, placed);
+    return { placed };
+  }
+
+  /** Requests in flight per (user, device, transaction ID); see `once`. */
+  const sending = new Map<string, Promise<string>>();
+
+  /**
+   * Runs `send` once per (user, device, txnId) (Client-Server API "Transaction identifiers"): a
+   * request whose txnId is stored gets the stored event ID; one whose txnId is still being sent
+   * waits for that send and gets its event ID (or, if it failed, tries again). Its entry is
+   * removed only after the commit that stored the txnId, so the stored row takes over seamlessly.
+   * Checked before the event is placed: a pipelined event cannot be taken back once later events
+   * are placed after it.
+   */
+  async function once(sender: Sender, txnId: string, send: () => Promise<string>): Promise<string> {
+    const key = `${sender.userId}\u0000${sender.deviceId}\u0000${txnId}`;
+    for (let running = sending.get(key); running !== undefined; running = sending.get(key)) {
+      try {
+        return await running;
+      } catch {
+        // The first request failed: this one tries again.
+      }
+    }
+    const attempt = (async () => (await storage.clientTxns.get(sender.userId, sender.deviceId, txnId)) ?? (await send()))();
+    sending.set(key, attempt);
+    try {
+      return await attempt;
+    } finally {
+      if (sending.get(key) === attempt) sending.delete(key);
+    }
   }
 
   /**
@@ -325,70 +331,71 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
     },
 
     async sendEvent(sender, roomId, event, txnId) {
-      // A retried txnId is answered by `duplicateOf` below, under the room's lock: one lookup.
       if (event.type === "m.room.create") throw new MatrixError(Errcode.FORBIDDEN, 403, "m.room.create cannot be sent into an existing room");
       if (event.type === "m.room.redaction" && event.stateKey === undefined) {
         const redacts = event.content.redacts;
         if (typeof redacts !== "string") throw new MatrixError(Errcode.BAD_JSON, 400, "m.room.redaction needs content.redacts");
         return service.redact(sender, roomId, redacts, typeof event.content.reason === "string" ? event.content.reason : undefined, txnId ?? `redact-${now()}`);
       }
-      const { placed, duplicate } = await append(
-        roomId,
-        [{ type: event.type, ...(event.stateKey === undefined ? {} : { stateKey: event.stateKey }), content: event.content, sender: sender.userId }],
-        txnId === undefined
-          ? {}
-          : {
-              // Checked again under the lock: two concurrent requests with one txnId send once.
-              duplicateOf: (clientTxns) => clientTxns.get(sender.userId, sender.deviceId, txnId),
-              persistExtra: (tx, placed) => tx.clientTxns.put(sender.userId, sender.deviceId, txnId, (placed[0] as PlacedEvent).event.eventId, now()),
-              afterCommit: (_head, placed) => echoes.remember((placed[0] as PlacedEvent).event.eventId, sender.userId, sender.deviceId, txnId),
-            },
-      );
-      return { eventId: duplicate ?? (placed[0] as PlacedEvent).event.eventId };
+      const requests: EventRequest[] = [{ type: event.type, ...(event.stateKey === undefined ? {} : { stateKey: event.stateKey }), content: event.content, sender: sender.userId }];
+      if (txnId === undefined) {
+        const { placed } = await append(roomId, requests, { pipelined: true });
+        return { eventId: (placed[0] as PlacedEvent).event.eventId };
+      }
+      const eventId = await once(sender, txnId, async () => {
+        const { placed } = await append(roomId, requests, {
+          pipelined: true,
+          persistExtra: (tx, placed) => tx.clientTxns.put(sender.userId, sender.deviceId, txnId, (placed[0] as PlacedEvent).event.eventId, now()),
+          afterCommit: (_head, placed) => echoes.remember((placed[0] as PlacedEvent).event.eventId, sender.userId, sender.deviceId, txnId),
+        });
+        return (placed[0] as PlacedEvent).event.eventId;
+      });
+      return { eventId };
     },
 
     async redact(sender, roomId, targetEventId, reason, txnId) {
-      const existing = await storage.clientTxns.get(sender.userId, sender.deviceId, txnId);
-      if (existing !== undefined) return { eventId: existing };
-      if (!isValidEventId(targetEventId)) throw new MatrixError(Errcode.INVALID_PARAM, 400, `${targetEventId} is not an event ID`);
-      const target = await storage.events.getEvent(targetEventId);
-      if (!target || target.roomId !== roomId) throw new MatrixError(Errcode.NOT_FOUND, 404, `Event ${targetEventId} not found in ${roomId}`);
-      const content: JsonObject = { redacts: targetEventId };
-      if (reason !== undefined) content.reason = reason;
-      let redactedPdu = target.pdu;
-      const { placed, duplicate } = await append(
-        roomId,
-        [
+      // Not pipelined: the redaction changes the head (the target's redacted copy) in afterCommit,
+      // which the room's next events must be placed and authorized after.
+      const eventId = await once(sender, txnId, async () => {
+        if (!isValidEventId(targetEventId)) throw new MatrixError(Errcode.INVALID_PARAM, 400, `${targetEventId} is not an event ID`);
+        const target = await storage.events.getEvent(targetEventId);
+        if (!target || target.roomId !== roomId) throw new MatrixError(Errcode.NOT_FOUND, 404, `Event ${targetEventId} not found in ${roomId}`);
+        const content: JsonObject = { redacts: targetEventId };
+        if (reason !== undefined) content.reason = reason;
+        // Outside the transaction: a head read inside it could wait for the connection it holds.
+        const redactedPdu = writer.redactedCopy(await requireHead(roomId), { eventId: target.eventId, pdu: target.pdu });
+        const { placed } = await append(
+          roomId,
+          [
+            {
+              type: "m.room.redaction",
+              content,
+              sender: sender.userId,
+              // LM auth rules have no redaction rule: the original sender, or power >= `redact`.
+              check: (state) => {
+                if (target.pdu.sender === sender.userId) return undefined;
+                const levels = powerLevelsFrom(state);
+                const needed = levels.actionLevel("redact");
+                const has = levels.userLevel(sender.userId);
+                return has >= needed ? undefined : new MatrixError(Errcode.FORBIDDEN, 403, `Redacting others' events requires power level ${needed}, you have ${has}`);
+              },
+            },
+          ],
           {
-            type: "m.room.redaction",
-            content,
-            sender: sender.userId,
-            // LM auth rules have no redaction rule: the original sender, or power >= `redact`.
-            check: (state) => {
-              if (target.pdu.sender === sender.userId) return undefined;
-              const levels = powerLevelsFrom(state);
-              const needed = levels.actionLevel("redact");
-              const has = levels.userLevel(sender.userId);
-              return has >= needed ? undefined : new MatrixError(Errcode.FORBIDDEN, 403, `Redacting others' events requires power level ${needed}, you have ${has}`);
+            persistExtra: async (tx, placed) => {
+              const redaction = (placed[0] as PlacedEvent).event;
+              if (target.redactedBy === null) await tx.events.redactEvent(target.eventId, redaction.eventId, redactedPdu);
+              await tx.clientTxns.put(sender.userId, sender.deviceId, txnId, redaction.eventId, now());
+            },
+            afterCommit: (head, placed) => {
+              writer.applyRedaction(head, target.eventId, (placed[0] as PlacedEvent).event.eventId, redactedPdu);
+              echoes.remember((placed[0] as PlacedEvent).event.eventId, sender.userId, sender.deviceId, txnId);
             },
           },
-        ],
-        {
-          duplicateOf: (clientTxns) => clientTxns.get(sender.userId, sender.deviceId, txnId),
-          persistExtra: async (tx, placed) => {
-          const redaction = (placed[0] as PlacedEvent).event;
-          const head = await requireHead(roomId);
-          redactedPdu = writer.redactedCopy(head, { eventId: target.eventId, pdu: target.pdu });
-          if (target.redactedBy === null) await tx.events.redactEvent(target.eventId, redaction.eventId, redactedPdu);
-          await tx.clientTxns.put(sender.userId, sender.deviceId, txnId, redaction.eventId, now());
-          },
-          afterCommit: (head, placed) => {
-            writer.applyRedaction(head, target.eventId, (placed[0] as PlacedEvent).event.eventId, redactedPdu);
-            echoes.remember((placed[0] as PlacedEvent).event.eventId, sender.userId, sender.deviceId, txnId);
-          },
-        },
-      );
-      return { eventId: duplicate ?? (placed[0] as PlacedEvent).event.eventId };
+        );
+        return (placed[0] as PlacedEvent).event.eventId;
+      });
+      return { eventId };
     },
 
     async join(sender, roomIdOrAlias, reason, serverHints = []) {
@@ -484,6 +491,8 @@ export function createRoomService(deps: RoomServiceDeps): RoomService {
 
     purge(roomId) {
       return writer.withRoom(roomId, async () => {
+        // Appends released the lock before their commit: none may land after the purge.
+        await writer.settled(roomId);
         const purged = await storage.purge.purgeRoom(roomId);
         writer.forget(roomId);
         deps.memberships.forgetRoom(roomId);

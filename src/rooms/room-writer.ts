@@ -4,6 +4,16 @@
 // request changes in one transaction with fresh stream positions, then updates its cached head of
 // the room. The cache is coherent because nothing else appends to a room; it is loaded lazily
 // from storage and can be dropped at any time.
+//
+// Pipelining: an append's events are placed (the head advances in memory) and their transaction
+// queued under the lock; `appendPipelined` lets the caller release the lock there and await the
+// commit outside it, so the room's next events are built while these commit, and on SQLite share
+// their group commit (storage/knex/group-commit.ts runs transactions in call order). Each room's
+// queued transactions form a chain, committed in room order. Crash safety is unchanged: callers
+// acknowledge only once `committed` resolved, and the positions become visible to syncs only
+// then. When a transaction of the chain fails, every later one fails too (it was placed after the
+// failed events: a later event must never be appended over the hole), and the cached head is
+// dropped; it is reloaded from storage once the chain's transactions have all settled.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { authorize, powerLevelsFrom } from "../auth-rules/index.js";
@@ -80,6 +90,12 @@ export type BuiltOutcome = { ok: true; event: RoomEvent; softFailed?: boolean } 
  */
 export interface RoomEventPolicy {
   begin(roomId: string, hostedHere: boolean): RoomPolicyBatch;
+  /**
+   * Whether `check` of this event may read what an earlier append's `committed` publishes (an MLS
+   * epoch): the writer then waits for the room's appends still committing before checking it.
+   * Without this method, every event waits, which turns pipelining off for the rooms it checks.
+   */
+  needsCommittedPolicy?(event: RoomEvent, stateBefore: RoomStateView): boolean;
 }
 
 export interface RoomPolicyBatch {
@@ -120,13 +136,38 @@ export interface WriterDeps {
 /** Heads kept in memory; beyond this the least recently used are dropped (reloaded on demand). */
 const MAX_CACHED_HEADS = 10_000;
 
+/** The transactions of one head's appends, queued in room order (module comment "Pipelining"). */
+interface CommitChain {
+  /** Set once one of them failed: every later one fails without writing. */
+  failed: boolean;
+  /** Settles (never rejects) once every transaction queued so far has settled. */
+  tail: Promise<void>;
+}
+
+/** What a failure earlier in a room's commit chain does to the appends placed after it. */
+export class EarlierAppendFailed extends MatrixError {
+  constructor(roomId: string) {
+    super(Errcode.UNKNOWN, 500, `an earlier event of ${roomId} could not be stored, so this one was not either; retry`);
+  }
+}
+
 export class RoomWriter {
   private readonly lock = new KeyedLock();
   private readonly heads = new Map<string, RoomHead>();
+  private readonly chains = new WeakMap<RoomHead, CommitChain>();
+  /** Per room, the tail of the last chain with transactions in flight; removed once it settled. */
+  private readonly inFlight = new Map<string, Promise<void>>();
   private readonly identity: ServerIdentity;
+  /**
+   * Whether transactions run in the order `storage.transaction` is called: SQLite's group commit
+   * queues them (group-commit.ts); PostgreSQL runs them in parallel on its pool, so a room's next
+   * transaction starts only once the previous one committed.
+   */
+  private readonly ordered: boolean;
 
   constructor(private readonly deps: WriterDeps) {
     this.identity = { serverName: deps.serverName, key: deps.signingKey };
+    this.ordered = deps.storage.engine === "sqlite";
   }
 
   newRoomId(): string {
@@ -135,12 +176,14 @@ export class RoomWriter {
 
   /** The room's head, loaded from storage when not cached; undefined for an unknown room. */
   async head(roomId: string): Promise<RoomHead | undefined> {
-    const cached = this.heads.get(roomId);
-    if (cached) {
-      // Refresh the LRU order.
-      this.heads.delete(roomId);
-      this.heads.set(roomId, cached);
-      return cached;
+    const cached = this.cached(roomId);
+    if (cached) return cached;
+    // A head dropped while its appends commit (a failed chain, the LRU) is read back only once
+    // they all settled: storage then holds exactly what committed.
+    for (let pending = this.inFlight.get(roomId); pending !== undefined; pending = this.inFlight.get(roomId)) {
+      await pending;
+      const loaded = this.cached(roomId);
+      if (loaded) return loaded;
     }
     const { storage } = this.deps;
     const room = await storage.events.getRoom(roomId);
@@ -163,8 +206,26 @@ export class RoomWriter {
       lastSeq: last ? last.roomSeq : -1,
       joinedServers,
     };
+    // Another caller loaded it meanwhile and may have appended to it already: that one is current.
+    const raced = this.cached(roomId);
+    if (raced) return raced;
     this.remember(head);
     return head;
+  }
+
+  private cached(roomId: string): RoomHead | undefined {
+    const cached = this.heads.get(roomId);
+    if (cached) {
+      // Refresh the LRU order.
+      this.heads.delete(roomId);
+      this.heads.set(roomId, cached);
+    }
+    return cached;
+  }
+
+  /** Settles once every append of the room queued so far has committed or failed. */
+  async settled(roomId: string): Promise<void> {
+    for (let pending = this.inFlight.get(roomId); pending !== undefined; pending = this.inFlight.get(roomId)) await pending;
   }
 
   private remember(head: RoomHead): void {
@@ -195,7 +256,8 @@ export class RoomWriter {
     const head: RoomHead = { roomId: room.roomId, rules, hubServer: this.deps.serverName, state: new Map(), lastEvent: undefined, lastSeq: -1, joinedServers: new Map() };
     const all: EventRequest[] = [{ type: "m.room.create", stateKey: "", content: createContent, sender: room.creator }, ...requests];
     return this.lock.run(room.roomId, async () => {
-      const placed = await this.placeAndPersist(head, all, (tx) => persistExtra(tx), undefined, (error) => new MatrixError(Errcode.INVALID_ROOM_STATE, 400, `the requested initial state is not allowed: ${error.message}`), { ...room, hubServer: this.deps.serverName });
+      const { committed } = await this.place(head, all, (tx) => persistExtra(tx), undefined, (error) => new MatrixError(Errcode.INVALID_ROOM_STATE, 400, `the requested initial state is not allowed: ${error.message}`), { ...room, hubServer: this.deps.serverName });
+      const placed = await committed;
       this.remember(head);
       return placed;
     });
@@ -212,7 +274,24 @@ export class RoomWriter {
     persistExtra?: (tx: StorageTx, placed: PlacedEvent[]) => Promise<void>,
     afterCommit?: (placed: PlacedEvent[]) => void,
   ): Promise<PlacedEvent[]> {
-    return this.placeAndPersist(head, requests, persistExtra, afterCommit);
+    return (await this.place(head, requests, persistExtra, afterCommit)).committed;
+  }
+
+  /**
+   * appendLocked that returns once the events are placed and their transaction queued (module
+   * comment "Pipelining"): the caller may release the room's lock, then must await `committed`
+   * before acknowledging anything. A refusal still throws here; a failure to store rejects
+   * `committed`, and that of every append placed after it. Only for requests whose effects
+   * beyond the events (persistExtra, afterCommit) later appends do not depend on: a redaction,
+   * which changes the head in afterCommit, must use appendLocked.
+   */
+  async appendPipelined(
+    head: RoomHead,
+    requests: EventRequest[],
+    persistExtra?: (tx: StorageTx, placed: PlacedEvent[]) => Promise<void>,
+    afterCommit?: (placed: PlacedEvent[]) => void,
+  ): Promise<{ committed: Promise<PlacedEvent[]> }> {
+    return this.place(head, requests, persistExtra, afterCommit);
   }
 
   /**
@@ -244,7 +323,7 @@ export class RoomWriter {
     afterCommit?: (placed: PlacedEvent[]) => void,
   ): Promise<{ placed: PlacedEvent[]; refused: Array<{ index: number; error: MatrixError }> }> {
     const refused: Array<{ index: number; error: MatrixError }> = [];
-    const placed = await this.placeAndPersist(head, requests, persistExtra, afterCommit, (error) => error, undefined, refused);
+    const placed = await (await this.place(head, requests, persistExtra, afterCommit, (error) => error, undefined, refused)).committed;
     return { placed, refused };
   }
 
@@ -258,7 +337,7 @@ export class RoomWriter {
     if (!rules) throw new MatrixError(Errcode.INCOMPATIBLE_ROOM_VERSION, 400, `room version ${room.roomVersion} is not supported`);
     const head: RoomHead = { roomId: room.roomId, rules, hubServer: room.hubServer, state: new Map(), lastEvent: undefined, lastSeq: -1, joinedServers: new Map() };
     const requests: BuiltRequest[] = events.map(({ event, softFailed }) => ({ build: () => ({ ok: true, event, ...(softFailed ? { softFailed } : {}) }) }));
-    const placed = await this.placeAndPersist(head, requests, persistExtra, undefined, (error) => error, room);
+    const placed = await (await this.place(head, requests, persistExtra, undefined, (error) => error, room)).committed;
     this.remember(head);
     return placed;
   }
@@ -268,7 +347,28 @@ export class RoomWriter {
     this.heads.delete(roomId);
   }
 
-  private async placeAndPersist(
+  /** The commit chain of `head`'s appends; its failure drops the cached head. */
+  private chainOf(head: RoomHead): CommitChain {
+    let chain = this.chains.get(head);
+    if (!chain) {
+      chain = { failed: false, tail: Promise.resolve() };
+      this.chains.set(head, chain);
+    }
+    return chain;
+  }
+
+  private breakChain(head: RoomHead, chain: CommitChain): void {
+    chain.failed = true;
+    if (this.heads.get(head.roomId) === head) this.heads.delete(head.roomId);
+  }
+
+  /**
+   * Steps 4–5 (build, authorize, check) on a working copy of the head, then places the events:
+   * the head advances and their transaction (step 6) is queued on the room's commit chain.
+   * `committed` resolves once it committed, after the caches took the events and before their
+   * positions become visible to syncs.
+   */
+  private async place(
     head: RoomHead,
     requests: Array<EventRequest | BuiltRequest>,
     persistExtra: ((tx: StorageTx, placed: PlacedEvent[]) => Promise<void>) | undefined,
@@ -276,8 +376,19 @@ export class RoomWriter {
     refusal: (error: MatrixError) => MatrixError = (error) => error,
     roomRow?: RoomRow,
     refusedOut?: Array<{ index: number; error: MatrixError }>,
-  ): Promise<PlacedEvent[]> {
+  ): Promise<{ committed: Promise<PlacedEvent[]> }> {
     const { storage, streams, notifier, memberships, recentEvents, serverName, fanout } = this.deps;
+    const chain = this.chainOf(head);
+    if (chain.failed) throw new EarlierAppendFailed(head.roomId);
+    // A policy check that reads what earlier appends publish on commit waits for them.
+    const policyCheck = async (event: RoomEvent): Promise<MatrixError | undefined> => {
+      if (!policy) return undefined;
+      if (this.deps.policy?.needsCommittedPolicy?.(event, tip) !== false) {
+        await chain.tail;
+        if (chain.failed) throw new EarlierAppendFailed(head.roomId);
+      }
+      return policy.check(event, tip);
+    };
     // Steps 4–5 on a working copy of the head, so a refusal leaves the cache untouched.
     const state = new Map(head.state);
     const joinedServers = new Map(head.joinedServers);
@@ -307,7 +418,7 @@ export class RoomWriter {
         }
         event = outcome.event;
         softFailed = outcome.softFailed === true;
-        const refused = softFailed ? undefined : await policy?.check(event, tip);
+        const refused = softFailed ? undefined : await policyCheck(event);
         if (refused && hostedHere) {
           if (!refusedOut) throw refusal(refused);
           refusedOut.push({ index, error: refused });
@@ -321,7 +432,7 @@ export class RoomWriter {
         }
       } else {
         event = await this.buildLocal(head, request, tip, refusal);
-        const refused = await policy?.check(event, tip);
+        const refused = await policyCheck(event);
         if (refused) throw refusal(refused);
       }
       if (!softFailed && event.pdu.state_key !== undefined) {
@@ -333,45 +444,78 @@ export class RoomWriter {
       const destinations = hostedHere && fanout !== undefined && !softFailed ? destinationsOf(event, joinedServers, serverName) : [];
       built.push({ event, softFailed, index, destinations });
     }
-    if (built.length === 0) return [];
+    if (built.length === 0) return { committed: Promise.resolve([]) };
+    // Checks may have awaited (countersign, policy): the chain may have failed meanwhile.
+    if (chain.failed) throw new EarlierAppendFailed(head.roomId);
+    // Step 6, queued: positions allocated in order so the stream follows the room order.
+    const positions = built.map(() => streams.allocate());
+    const placed: PlacedEvent[] = built.map(({ event, softFailed, index }, i) => ({ event, roomSeq: head.lastSeq + 1 + i, streamPos: positions[i] as number, index, ...(softFailed ? { softFailed } : {}) }));
+    // Recorded while the positions are in flight (SyncNotifier.recordChange).
+    notifier.recordChange("room_events", [head.roomId], positions[positions.length - 1] as number);
+    for (const { event, streamPos, softFailed } of placed) {
+      if (!softFailed && event.pdu.type === "m.room.member" && event.pdu.state_key !== undefined) notifier.recordChange("membership", [event.pdu.state_key], streamPos);
+    }
     const fanned: FanoutEvent[] = [];
-    // Step 6: one transaction, positions allocated in order so the stream follows the room order.
-    const placed = await streams.withPositions(built.length, async (positions) => {
-      const placed: PlacedEvent[] = built.map(({ event, softFailed, index }, i) => ({ event, roomSeq: head.lastSeq + 1 + i, streamPos: positions[i] as number, index, ...(softFailed ? { softFailed } : {}) }));
-      // Recorded while the positions are in flight (SyncNotifier.recordChange).
-      notifier.recordChange("room_events", [head.roomId], positions[positions.length - 1] as number);
-      for (const { event, streamPos, softFailed } of placed) {
-        if (!softFailed && event.pdu.type === "m.room.member" && event.pdu.state_key !== undefined) notifier.recordChange("membership", [event.pdu.state_key], streamPos);
-      }
-      await storage.transaction(async (tx) => {
+    built.forEach(({ event, destinations }, i) => {
+      if (destinations.length > 0) fanned.push({ streamPos: positions[i] as number, eventId: event.eventId, pdu: event.pdu, destinations: new Set(destinations) });
+    });
+    const write = (tx: StorageTx): Promise<void> => {
+      if (chain.failed) return Promise.reject(new EarlierAppendFailed(head.roomId));
+      return (async () => {
         if (roomRow) await tx.events.createRoom(roomRow);
         // One multi-row write for the batch (a replica's send_join state is thousands of events).
         await tx.events.appendEvents(placed.map(({ event, roomSeq, streamPos, softFailed }) => ({ eventId: event.eventId, pdu: event.pdu, roomSeq, streamPos, ...(softFailed ? { softFailed } : {}) })));
         const outbox = built.flatMap(({ event, destinations }, i) => destinations.map((destination) => ({ destination, streamPos: positions[i] as number, eventId: event.eventId })));
-        built.forEach(({ event, destinations }, i) => {
-          if (destinations.length > 0) fanned.push({ streamPos: positions[i] as number, eventId: event.eventId, pdu: event.pdu, destinations: new Set(destinations) });
-        });
         if (outbox.length > 0) await tx.federation.enqueuePdus(outbox);
         for (const r of redactions) await tx.events.redactEvent(r.targetId, r.redactionId, r.redactedPdu);
         await policy?.persist(tx);
         await persistExtra?.(tx, placed);
+      })().catch((error: unknown) => {
+        // Before the next transaction of the batch runs (group commit runs them one by one).
+        this.breakChain(head, chain);
+        throw error;
       });
-      // Before the positions are released: a sync that can read these events finds them applied.
-      head.state = state;
-      head.joinedServers = joinedServers;
-      head.lastEvent = lastEvent;
-      head.lastSeq += built.length;
-      policy?.committed();
-      for (const { event, roomSeq, streamPos, softFailed } of placed) {
-        recentEvents.append({ eventId: event.eventId, roomId: head.roomId, roomSeq, streamPos, pdu: event.pdu, redactedBy: null, softFailed: softFailed === true });
-        if (!softFailed && event.pdu.state_key !== undefined) memberships.applyStateEvent(head.roomId, roomSeq, { type: event.pdu.type, stateKey: event.pdu.state_key, content: event.pdu.content });
-      }
-      for (const r of redactions) this.applyRedaction(head, r.targetId, r.redactionId, r.redactedPdu);
-      afterCommit?.(placed);
-      return placed;
+    };
+    // The head advances now: the room's next append is placed after these events.
+    head.state = state;
+    head.joinedServers = joinedServers;
+    head.lastEvent = lastEvent;
+    head.lastSeq += built.length;
+    const transaction = this.ordered ? storage.transaction(write) : chain.tail.then(() => storage.transaction(write));
+    const committed = transaction.then(
+      () => {
+        try {
+          // Before the positions are released: a sync that can read these events finds them applied.
+          policy?.committed();
+          for (const { event, roomSeq, streamPos, softFailed } of placed) {
+            recentEvents.append({ eventId: event.eventId, roomId: head.roomId, roomSeq, streamPos, pdu: event.pdu, redactedBy: null, softFailed: softFailed === true });
+            if (!softFailed && event.pdu.state_key !== undefined) memberships.applyStateEvent(head.roomId, roomSeq, { type: event.pdu.type, stateKey: event.pdu.state_key, content: event.pdu.content });
+          }
+          for (const r of redactions) this.applyRedaction(head, r.targetId, r.redactionId, r.redactedPdu);
+          afterCommit?.(placed);
+        } finally {
+          for (const pos of positions) streams.release(pos);
+        }
+        if (fanned.length > 0) fanout?.queued(fanned);
+        return placed;
+      },
+      (error: unknown) => {
+        // Also when the batch's COMMIT failed after this work succeeded.
+        this.breakChain(head, chain);
+        for (const pos of positions) streams.release(pos);
+        throw error;
+      },
+    );
+    const tail = committed.then(
+      () => undefined,
+      () => undefined,
+    );
+    chain.tail = tail;
+    this.inFlight.set(head.roomId, tail);
+    void tail.then(() => {
+      if (this.inFlight.get(head.roomId) === tail) this.inFlight.delete(head.roomId);
     });
-    if (fanned.length > 0) fanout?.queued(fanned);
-    return placed;
+    return { committed };
   }
 
   /**

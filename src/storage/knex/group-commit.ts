@@ -10,6 +10,9 @@
 // 3. callers whose work succeeded are resolved only after the batch's COMMIT returned, i.e. once
 //    their writes are durable (DESIGN "Nothing is acknowledged before it is durable"); if the
 //    commit fails, every one of them is rejected.
+// 4. works run in the order their `transaction` calls were made (a FIFO queue): the room writer
+//    relies on it to queue a room's appends one after another without waiting for each commit
+//    (room-writer.ts "Pipelining").
 // A nested transaction refuses queries once it has settled ("Transaction query already complete"),
 // so a query a `work` leaves running cannot slip into a later work's savepoint or the batch.
 import type { Knex } from "knex";
