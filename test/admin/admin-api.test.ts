@@ -2,15 +2,13 @@
 // admin's tool uses it: who may call it, users (list, query, create/modify, deactivate, the admin
 // flag, devices, joined rooms), rooms (list, details, members, state), and the audit log.
 import { mkdtempSync, rmSync } from "node:fs";
-import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { startHomeserver } from "../../src/app/homeserver.js";
 import { BOBBIN_VERSION } from "../../src/app/version.js";
-import { nativeEd25519 } from "../../src/core/ed25519.js";
-import { startTestServer, type TestServer } from "../support/test-server.js";
+import { sqliteHomeserverSettings, startTestServer, type TestServer } from "../support/test-server.js";
 
 const ADMIN = "/_synapse/admin";
 const C = "/_matrix/client/v3";
@@ -366,16 +364,7 @@ describe("the audit log", () => {
       },
     });
     const dataDir = mkdtempSync(join(tmpdir(), "bobbin-admin-log-"));
-    const homeserver = await startHomeserver({
-      serverName: "localhost",
-      database: { engine: "sqlite", path: join(dataDir, "homeserver.db") },
-      signingKey: { keyId: "ed25519:test", signer: nativeEd25519.signerFromSeed(randomBytes(32)) },
-      listeners: [{ host: "127.0.0.1", port: 0 }],
-      registration: { enabled: true, allowGuests: false },
-      rateLimits: {},
-      maxRequestBytes: 1024 * 1024,
-      logger: pino({ level: "info" }, sink),
-    });
+    const homeserver = await startHomeserver(sqliteHomeserverSettings(dataDir, { logger: pino({ level: "info" }, sink) }));
     try {
       const base = homeserver.urls[0]!;
       const call = async (method: string, path: string, token: string | undefined, body?: unknown) => {

@@ -3,11 +3,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
 import { startHomeserver, type Homeserver, type HomeserverSettings } from "../../src/app/homeserver.js";
 import { createMetrics } from "../../src/admin/metrics.js";
-import { nativeEd25519 } from "../../src/core/ed25519.js";
-import { freePort } from "../support/test-server.js";
+import { freePort, sqliteHomeserverSettings } from "../support/test-server.js";
 import { waitFor } from "../support/wait.js";
 
 let dataDir: string;
@@ -16,19 +14,11 @@ let baseUrl: string;
 let metricsPort: number;
 
 function settings(overrides: Partial<HomeserverSettings> = {}): HomeserverSettings {
-  return {
-    serverName: "localhost",
-    database: { engine: "sqlite", path: join(dataDir, "homeserver.db") },
-    signingKey: { keyId: "ed25519:test", signer: nativeEd25519.signerFromSeed(randomBytes(32)) },
-    listeners: [{ host: "127.0.0.1", port: 0 }],
-    registration: { enabled: true, allowGuests: false },
-    rateLimits: {},
-    maxRequestBytes: 1024 * 1024,
+  return sqliteHomeserverSettings(dataDir, {
     // Plain HTTP to localhost:1 (a server name with an explicit port: no discovery) fails at once (connection refused): a destination in backoff.
     federation: { allowInsecureHttp: true, trustedKeyServers: [] },
-    logger: pino({ level: process.env.LOG_LEVEL ?? "silent" }),
     ...overrides,
-  };
+  });
 }
 
 beforeAll(async () => {

@@ -6,12 +6,10 @@ import { jest } from "@jest/globals";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import pino from "pino";
-import { nativeEd25519 } from "../../src/core/ed25519.js";
 import { startHomeserver, type Homeserver } from "../../src/app/homeserver.js";
 import { parseRegistration } from "../../src/appservice/registration.js";
-import { freePort } from "../support/test-server.js";
+import { freePort, sqliteHomeserverSettings } from "../support/test-server.js";
 import { waitFor } from "../support/wait.js";
 import { EchoBridge, echoRegistration } from "./echo-bridge.js";
 
@@ -33,18 +31,11 @@ beforeAll(async () => {
   if (!sendOnly.ok) throw new Error(sendOnly.problems.join("; "));
   dataDir = mkdtempSync(join(tmpdir(), "bobbin-as-admin-"));
   // The real server with a logger whose lines the test reads.
-  homeserver = await startHomeserver({
-    serverName: "localhost",
-    database: { engine: "sqlite", path: join(dataDir, "homeserver.db") },
-    signingKey: { keyId: "ed25519:test", signer: nativeEd25519.signerFromSeed(randomBytes(32)) },
-    listeners: [{ host: "127.0.0.1", port: 0 }],
-    registration: { enabled: true, allowGuests: false },
-    rateLimits: {},
-    maxRequestBytes: 1024 * 1024,
+  homeserver = await startHomeserver(sqliteHomeserverSettings(dataDir, {
     logger: pino({ level: "info" }, { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) }),
     appservices: [echo.loaded, sendOnly.registration],
     appservicePusher: { backoff: { initialMs: 100, maxMs: 400, jitter: 0.2 } },
-  });
+  }));
   baseUrl = homeserver.urls[0]!;
   // Not started yet: the first transaction fails.
   bridge = new EchoBridge(echo.loaded, baseUrl, { port, serverName: "localhost" });

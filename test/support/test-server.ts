@@ -57,6 +57,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Settings of a homeserver on a SQLite file in `dataDir`, listening on a free loopback port, with
+ * open registration and no rate limits: for tests that start `startHomeserver` themselves (their
+ * own logger, metrics, appservices...) and override what they are about.
+ */
+export function sqliteHomeserverSettings(dataDir: string, overrides: Partial<HomeserverSettings> = {}): HomeserverSettings {
+  return {
+    serverName: "localhost",
+    database: { engine: "sqlite", path: join(dataDir, "homeserver.db") },
+    signingKey: { keyId: "ed25519:test", signer: nativeEd25519.signerFromSeed(randomBytes(32)) },
+    listeners: [{ host: "127.0.0.1", port: 0 }],
+    registration: { enabled: true, allowGuests: false },
+    rateLimits: {},
+    maxRequestBytes: 1024 * 1024,
+    logger: pino({ level: logLevel }),
+    ...overrides,
+  };
+}
+
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const serverName = options.serverName ?? "localhost";
   const dataDir = mkdtempSync(join(tmpdir(), "bobbin-test-"));

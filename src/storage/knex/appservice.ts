@@ -1,9 +1,9 @@
 // Application services' delivery state (migration 0007-appservice) and the stream read the pusher
 // makes over every room's events.
 import type { Knex } from "knex";
-import type { Pdu } from "../../core/events.js";
 import type { AppserviceRepo, AppserviceStateRow, ReceiptRow, ToDeviceMessage } from "../ports.js";
-import { parseJsonObject, toBool, toNumber, toNumberOrNull } from "./db.js";
+import { parseJsonObject, toNumber, toNumberOrNull } from "./db.js";
+import { toStoredEvent, type EventRecord } from "./events.js";
 
 interface StateRecord {
   appservice_id: string;
@@ -58,18 +58,8 @@ export function createAppserviceRepo(knex: Knex): AppserviceRepo {
         .where("stream_pos", ">", fromPos)
         .andWhere("stream_pos", "<=", toPos)
         .orderBy("stream_pos", "asc")
-        .limit(limit)) as Array<{ event_id: string; room_id: string; room_seq: unknown; stream_pos: unknown; json: string; redacted_by: string | null; soft_failed: unknown }>;
-      return rows
-        .filter((r) => !toBool(r.soft_failed))
-        .map((r) => ({
-          eventId: r.event_id,
-          roomId: r.room_id,
-          roomSeq: toNumber(r.room_seq),
-          streamPos: toNumber(r.stream_pos),
-          pdu: JSON.parse(r.json) as Pdu,
-          redactedBy: r.redacted_by,
-          softFailed: false,
-        }));
+        .limit(limit)) as EventRecord[];
+      return rows.map(toStoredEvent).filter((event) => !event.softFailed);
     },
 
     async readReceipts(fromPos, toPos, limit) {

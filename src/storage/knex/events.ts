@@ -14,7 +14,7 @@ interface RoomRecord {
   created_ts: unknown;
 }
 
-interface EventRecord {
+export interface EventRecord {
   event_id: string;
   room_id: string;
   room_seq: unknown;
@@ -38,7 +38,7 @@ function toRoomRow(r: RoomRecord): RoomRow {
   };
 }
 
-function toStoredEvent(r: EventRecord): StoredEvent {
+export function toStoredEvent(r: EventRecord): StoredEvent {
   return {
     eventId: r.event_id,
     roomId: r.room_id,
