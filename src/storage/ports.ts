@@ -56,7 +56,8 @@ export interface AccountsRepo {
   /** Case-sensitive lookup; callers fold case before. */
   getUserByLocalpart(localpart: string): Promise<UserRow | undefined>;
   updateUser(userId: string, changes: Partial<Omit<UserRow, "userId" | "localpart" | "createdTs">>): Promise<void>;
-  listUsers(options: { from?: number; limit: number; nameContains?: string; includeGuests?: boolean; includeDeactivated?: boolean }): Promise<{ users: UserRow[]; total: number }>;
+  /** `nameContains`: in the user ID or display name; `userIdContains`: in the user ID (both case-insensitive). */
+  listUsers(options: { from?: number; limit: number; nameContains?: string; userIdContains?: string; includeGuests?: boolean; includeDeactivated?: boolean }): Promise<{ users: UserRow[]; total: number }>;
   /** Users whose ID or display name contains `term` (case-insensitive), for the user directory. */
   searchUsers(term: string, limit: number): Promise<UserRow[]>;
 

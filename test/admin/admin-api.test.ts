@@ -145,6 +145,10 @@ describe("users", () => {
       expect(new Set(seen).size).toBe(5);
 
       expect((await list("?name=ant")).body.users.map((u: { name: string }) => u.name)).toEqual(["@anton:localhost"]);
+      // `name` matches display names too, `user_id` only user IDs (as Synapse).
+      expect((await local.request("PUT", `${ADMIN}/v2/users/${encodeURIComponent("@bea:localhost")}`, { token: root.accessToken, body: { displayname: "Anthea" } })).status).toBe(200);
+      expect((await list("?name=ant")).body.users.map((u: { name: string }) => u.name)).toEqual(["@anton:localhost", "@bea:localhost"]);
+      expect((await list("?user_id=ant")).body.users.map((u: { name: string }) => u.name)).toEqual(["@anton:localhost"]);
       expect((await list("?guests=false")).body.total).toBe(4);
       expect((await list("?guests=maybe")).status).toBe(400);
 

@@ -34,6 +34,8 @@ export interface UserListQuery {
   limit: number;
   /** Part of the user ID or display name. */
   name?: string;
+  /** Part of the user ID. */
+  userId?: string;
   guests: boolean;
   deactivated: boolean;
 }
@@ -178,6 +180,7 @@ export function createUserAdmin(deps: UserAdminDeps): UserAdmin {
         from: query.from,
         limit: query.limit,
         ...(query.name !== undefined ? { nameContains: query.name } : {}),
+        ...(query.userId !== undefined ? { userIdContains: query.userId } : {}),
         includeGuests: query.guests,
         includeDeactivated: query.deactivated,
       });

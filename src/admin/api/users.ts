@@ -46,12 +46,15 @@ function optionalBodyOf(req: Request): JsonObject {
 export function mountUserRoutes(router: Router, users: UserAdmin): void {
   // GET /v2/users
   router.get("/v2/users", async (req, res) => {
-    const name = queryString(req, "name") ?? queryString(req, "user_id");
+    // Synapse Admin API "List Accounts": `name` matches user IDs and display names, `user_id` user IDs only.
+    const name = queryString(req, "name");
+    const userId = queryString(req, "user_id");
     res.json(
       await users.list({
         from: queryInt(req, "from", 0),
         limit: queryInt(req, "limit", DEFAULT_LIMIT, MAX_LIMIT),
         ...(name !== undefined ? { name } : {}),
+        ...(userId !== undefined ? { userId } : {}),
         guests: queryBoolean(req, "guests", true),
         // Deactivated accounts are left out unless asked for (Synapse Admin API "List Accounts").
         deactivated: queryBoolean(req, "deactivated", false),

@@ -139,7 +139,7 @@ export function createAccountsRepo(knex: Knex, revoked: (revocation: AccessRevoc
       }
     },
 
-    async listUsers({ from = 0, limit, nameContains, includeGuests = true, includeDeactivated = true }) {
+    async listUsers({ from = 0, limit, nameContains, userIdContains, includeGuests = true, includeDeactivated = true }) {
       const filtered = knex("users").where((q) => {
         if (!includeGuests) q.where("is_guest", false);
         if (!includeDeactivated) q.where("deactivated", false);
@@ -147,6 +147,7 @@ export function createAccountsRepo(knex: Knex, revoked: (revocation: AccessRevoc
           const pattern = containsPattern(nameContains);
           q.whereRaw("(LOWER(user_id) LIKE ? ESCAPE '\\' OR LOWER(COALESCE(displayname, '')) LIKE ? ESCAPE '\\')", [pattern, pattern]);
         }
+        if (userIdContains !== undefined && userIdContains !== "") q.whereRaw("LOWER(user_id) LIKE ? ESCAPE '\\'", [containsPattern(userIdContains)]);
       });
       const countRow = (await filtered.clone().count({ n: "*" }).first()) as { n: unknown } | undefined;
       const rows = (await filtered.clone().select("*").orderBy("user_id").offset(from).limit(limit)) as UserRecord[];
