@@ -11,6 +11,7 @@
 // SQLite last.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Agent, request } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,8 +24,10 @@ const THROUGHPUT_S = Number(process.env.BENCH_THROUGHPUT_S ?? 10);
 const DELIVERY_S = Number(process.env.BENCH_DELIVERY_S ?? 10);
 const DELIVERY_RATE = Number(process.env.BENCH_DELIVERY_RATE ?? 200);
 
-// Node's fetch keeps connections alive and opens as many per origin as requests need, so the 50
-// long-polls and the senders each get their own socket.
+// The load generator talks plain node:http through a keep-alive agent without a socket limit, so
+// the 50 long-polls and the senders each keep their own socket. fetch (undici) cost it 1.26 ms of
+// CPU per send with its syncs, which on this 2-core machine would take most of a core at 1,000
+// sends/s: the generator itself would set the ceiling instead of the server.
 
 interface User {
   userId: string;
@@ -132,24 +135,42 @@ export async function startServer(dir: string, port: number, database: string, o
   throw new Error("server did not start");
 }
 
+/** One JSON request on loopback through `agent`; the body of any status is parsed as JSON. */
+function jsonRequest(agent: Agent, port: number, method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers: Record<string, string | number> = token ? { authorization: `Bearer ${token}` } : {};
+  if (payload !== undefined) Object.assign(headers, { "content-type": "application/json", "content-length": Buffer.byteLength(payload) });
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, method, path, agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString("utf8")) });
+        } catch (error) {
+          reject(error);
+        }
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
 async function runEngine(engine: "sqlite" | "postgres", postgresUrl?: string): Promise<Result> {
   const dir = mkdtempSync(join(tmpdir(), "bobbin-bench-"));
   const port = await freePort();
   const schema = `bench_${process.pid}_${Date.now()}`;
   const database = engine === "sqlite" ? "database: { engine: sqlite }" : `database: { engine: postgres, url: "${postgresUrl}", schema: ${schema} }`;
   const child = await startServer(dir, port, database);
-  const base = `http://127.0.0.1:${port}/_matrix/client/v3`;
+  const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
   let stopping = false;
 
   async function api(method: string, path: string, token?: string, body?: unknown): Promise<any> {
     // `any`: the bench reads a few fields of arbitrary Matrix responses.
-    const response = await fetch(base + path, {
-      method,
-      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = await response.json();
-    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+    const { status, json } = await jsonRequest(agent, port, method, `/_matrix/client/v3${path}`, token, body);
+    if (status < 200 || status > 299) throw new Error(`${method} ${path}: ${status} ${JSON.stringify(json)}`);
     return json;
   }
 
@@ -160,8 +181,8 @@ async function runEngine(engine: "sqlite" | "postgres", postgresUrl?: string): P
       const username = `user${i}`;
       const password = "bench password";
       let session: string | undefined;
-      const first = await fetch(`${base}/register`, { method: "POST", body: JSON.stringify({ username, password }) });
-      session = ((await first.json()) as { session?: string }).session;
+      const first = await jsonRequest(agent, port, "POST", "/_matrix/client/v3/register", undefined, { username, password });
+      session = (first.json as { session?: string }).session;
       const registered = await api("POST", "/register", undefined, { username, password, auth: { type: "m.login.dummy", session } });
       users.push({ userId: registered.user_id, token: registered.access_token, roomId: "" });
     }
@@ -219,6 +240,7 @@ async function runEngine(engine: "sqlite" | "postgres", postgresUrl?: string): P
     const throughputEnd = performance.now() + THROUGHPUT_S * 1000;
     const throughputStart = performance.now();
     const cpuStart = cpuMs(child.pid!);
+    const clientCpuStart = process.cpuUsage();
     const syncsStart = syncResponses;
     await Promise.all(
       users.map(async (user) => {
@@ -227,8 +249,12 @@ async function runEngine(engine: "sqlite" | "postgres", postgresUrl?: string): P
     );
     const sendsPerS = sendLatencies.length / ((performance.now() - throughputStart) / 1000);
     const cpuPerSend = (cpuMs(child.pid!) - cpuStart) / sendLatencies.length;
+    const clientCpu = process.cpuUsage(clientCpuStart);
+    const clientCpuPerSend = (clientCpu.user + clientCpu.system) / 1000 / sendLatencies.length;
     const syncsPerSend = (syncResponses - syncsStart) / sendLatencies.length;
-    console.log(`${engine}: server CPU ${cpuPerSend.toFixed(2)} ms per send while sending (${sendLatencies.length} sends, ${syncsPerSend.toFixed(2)} sync responses per send)`);
+    console.log(
+      `${engine}: server CPU ${cpuPerSend.toFixed(2)} ms per send while sending, load generator ${clientCpuPerSend.toFixed(2)} ms (${sendLatencies.length} sends, ${syncsPerSend.toFixed(2)} sync responses per send)`,
+    );
     await sleep(1000);
 
     // Delivery: an open loop at DELIVERY_RATE sends/s.
@@ -265,6 +291,7 @@ async function runEngine(engine: "sqlite" | "postgres", postgresUrl?: string): P
     };
   } finally {
     stopping = true;
+    agent.destroy();
     child.kill("SIGTERM");
     await new Promise((resolve) => child.once("exit", resolve));
     rmSync(dir, { recursive: true, force: true });
