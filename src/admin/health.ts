@@ -1,7 +1,7 @@
 // GET /health for load balancers and orchestrators (issue 7 "Observability"): 200 while the
 // database answers, 503 when it does not, so a broken instance is taken out of rotation. No
 // authentication: it tells nothing beyond up or down.
-import { Router, type Request, type Response } from "express";
+import { Router, type Request, type Response } from "../app/http/router.js";
 import type { Logger } from "pino";
 import type { Storage } from "../storage/ports.js";
 
@@ -9,7 +9,7 @@ import type { Storage } from "../storage/ports.js";
 export const HEALTH_QUERY_TIMEOUT_MS = 2_000;
 
 export function healthRoutes(deps: { storage: Pick<Storage, "maxStreamPos">; logger: Logger; timeoutMs?: number }): Router {
-  const router = Router();
+  const router = new Router();
   const timeoutMs = deps.timeoutMs ?? HEALTH_QUERY_TIMEOUT_MS;
   // GET /health
   router.get("/health", (_req: Request, res: Response) => {

@@ -4,7 +4,7 @@
 // path only increments counters; gauges are read from memory when Prometheus scrapes.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { NextFunction, Request, Response } from "express";
+import type { NextFunction, Request, Response } from "../app/http/router.js";
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { serverNameOf } from "../core/identifiers.js";
@@ -98,7 +98,7 @@ export function createMetrics(options: { serverName: string; processMetrics: boo
     observeRequest(req, res, next) {
       const started = process.hrtime.bigint();
       res.once("finish", () => {
-        const labels = { method: req.method, route: routePattern(req, res), status_class: `${Math.floor(res.statusCode / 100)}xx` };
+        const labels = { method: req.method, route: routePattern(req), status_class: `${Math.floor(res.statusCode / 100)}xx` };
         requests.inc(labels);
         durations.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       });
@@ -124,15 +124,11 @@ function isHostedHere(event: StoredEvent, serverName: string): boolean {
 }
 
 /**
- * The express route pattern (`/_matrix/client/v3/rooms/:roomId/send/...`), never the raw path:
- * IDs in label values would make a time series per room. Requests no route matched share one label.
+ * The route pattern (`/_matrix/client/v3/rooms/:roomId/send/...`), never the raw path: IDs in
+ * label values would make a time series per room. Requests no route matched share one label.
  */
-function routePattern(req: Request, res: Response): string {
-  const route = (req.route as { path?: unknown } | undefined)?.path;
-  if (typeof route !== "string") return "unmatched";
-  // http-app.ts records the mount on the way in: by `finish`, a failed request's baseUrl is reset.
-  const mount = typeof res.locals.mountPath === "string" ? res.locals.mountPath : req.baseUrl;
-  return `${mount}${route}`;
+function routePattern(req: Request): string {
+  return req.routePattern ?? "unmatched";
 }
 
 function registerQueueGauges(registry: Registry, sourcesOf: () => MetricsSources | undefined): void {

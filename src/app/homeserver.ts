@@ -275,6 +275,9 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
 
   const app = createHttpApp({
     logger,
+    // The client address of a request (`req.ip`: rate limits, devices' last seen address) is the
+    // connection's unless it comes from a configured proxy, whose X-Forwarded-For is then believed.
+    ...(settings.trustedProxies && settings.trustedProxies.length > 0 ? { trustedProxies: settings.trustedProxies } : {}),
     maxRequestBytes: settings.maxRequestBytes,
     ...(metrics ? { observeRequest: metrics.observeRequest } : {}),
     mounts: [
@@ -348,10 +351,6 @@ export async function startHomeserver(settings: HomeserverSettings): Promise<Hom
       ["/", healthRoutes({ storage, logger })],
     ],
   });
-
-  // The client address of a request (`req.ip`: rate limits, devices' last seen address) is the
-  // connection's unless it comes from a configured proxy, whose X-Forwarded-For is then believed.
-  app.set("trust proxy", settings.trustedProxies && settings.trustedProxies.length > 0 ? settings.trustedProxies : false);
 
   const servers: Server[] = [];
   const urls: string[] = [];

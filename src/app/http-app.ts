@@ -1,50 +1,52 @@
-// The express application: body parsing, CORS, request logging with request IDs, the API
-// routers, and the one error handler that turns MatrixError into `{errcode, error}`.
+// The HTTP application: CORS, request logging with request IDs, body parsing, the API routers
+// compiled into one route table (http/dispatch.ts), and the one error handler that turns
+// MatrixError into `{errcode, error}`.
 import { randomBytes } from "node:crypto";
-import express, { type NextFunction, type Request, type Response, type Router } from "express";
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import bodyParser from "body-parser";
 import type { Logger } from "pino";
+import proxyAddr from "proxy-addr";
 import { Errcode, MatrixError } from "../core/errors.js";
+import { createDispatcher } from "./http/dispatch.js";
+import type { NextFunction, Request, RequestHandler, Response, Router } from "./http/router.js";
 
 export interface HttpAppOptions {
   logger: Logger;
   /** Largest JSON request body accepted, in bytes (M_TOO_LARGE above it). */
   maxRequestBytes: number;
   /** Times every request (admin/metrics.ts); absent when metrics are disabled. */
-  observeRequest?: (req: Request, res: Response, next: NextFunction) => void;
+  observeRequest?: RequestHandler;
   /** Routers mounted under their prefix, e.g. ["/_matrix/client", clientRouter]. */
   mounts: Array<[string, Router]>;
+  /**
+   * Reverse proxies whose X-Forwarded-For names the client (config `trusted_proxies`: addresses,
+   * subnets, or loopback, linklocal, uniquelocal); absent: the connection's address is the client's.
+   */
+  trustedProxies?: readonly string[];
 }
 
-export function createHttpApp(options: HttpAppOptions): express.Express {
-  const app = express();
-  app.disable("x-powered-by");
-  app.set("trust proxy", "loopback");
-  // Matrix paths contain escaped IDs and are case-sensitive.
-  app.set("case sensitive routing", true);
-  app.set("strict routing", false);
-  // Responses are API JSON, never revalidated by clients: no ETag (a SHA-1 of every body).
-  app.set("etag", false);
+/** A request listener for node's HTTP(S) servers, and a shortcut to listen on one (tests). */
+export type HttpApp = RequestListener & { listen(port: number, host: string, listening?: () => void): Server };
 
-  if (options.observeRequest) app.use(options.observeRequest);
-  app.use(cors);
-  app.use(requestLogging(options.logger));
+export function createHttpApp(options: HttpAppOptions): HttpApp {
   // Clients do not always send a JSON content type; every request body the API takes is JSON.
   // The Federation API reads its bodies itself, strictly (canonical-JSON numbers), inside the
   // X-Matrix check (federation/transport/require-auth.ts).
-  const parseJson = express.json({ limit: options.maxRequestBytes, strict: false, type: () => true });
-  app.use((req: Request, res: Response, next: NextFunction) => (req.path.startsWith("/_matrix/federation/") ? next() : parseJson(req, res, next)));
-  // The mount a request entered, kept for after it left the router (an error's way out resets
-  // req.baseUrl; the request metrics label routes with it).
-  const recordMount = (req: Request, res: Response, next: NextFunction): void => {
-    res.locals.mountPath = req.baseUrl;
-    next();
-  };
-  for (const [prefix, router] of options.mounts) app.use(prefix, recordMount, router);
-  app.use((req: Request, _res: Response, next: NextFunction) => {
-    next(new MatrixError(Errcode.UNRECOGNIZED, 404, `Unrecognized request: ${req.method} ${req.path}`));
+  const parseJson = bodyParser.json({ limit: options.maxRequestBytes, strict: false, type: () => true }) as unknown as RequestHandler;
+  const jsonBody: RequestHandler = (req, res, next) => (req.path.startsWith("/_matrix/federation/") ? next() : parseJson(req, res, next));
+  const trust = options.trustedProxies && options.trustedProxies.length > 0 ? proxyAddr.compile([...options.trustedProxies]) : undefined;
+  const dispatch = createDispatcher({
+    before: [...(options.observeRequest ? [options.observeRequest] : []), cors, requestLogging(options.logger), jsonBody],
+    mounts: options.mounts,
+    clientAddress: (req) => (trust ? proxyAddr(req, trust) : (req.socket.remoteAddress ?? "")),
+    onError: errorHandler(options.logger),
   });
-  app.use(errorHandler(options.logger));
-  return app;
+  const app = (req: IncomingMessage, res: ServerResponse): void => dispatch(req, res);
+  return Object.assign(app, {
+    listen(port: number, host: string, listening?: () => void): Server {
+      return createServer(app).listen(port, host, listening);
+    },
+  });
 }
 
 /** Browsers' clients need CORS on every Matrix endpoint (Client-Server API "Web Browser Clients"). */
@@ -87,7 +89,7 @@ function requestLogging(logger: Logger) {
 
 /** Body-parser failures carry a `type`; everything else unexpected is a 500 with no details. */
 function errorHandler(logger: Logger) {
-  return (error: unknown, req: Request, res: Response, _next: NextFunction): void => {
+  return (error: unknown, req: Request, res: Response): void => {
     let matrixError: MatrixError;
     if (error instanceof MatrixError) {
       matrixError = error;
@@ -97,9 +99,6 @@ function errorHandler(logger: Logger) {
       matrixError = new MatrixError(Errcode.TOO_LARGE, 413, "Request body too large");
     } else if (isBodyParserError(error, "encoding.unsupported") || isBodyParserError(error, "charset.unsupported")) {
       matrixError = new MatrixError(Errcode.NOT_JSON, 400, "Unsupported request body encoding");
-    } else if (error instanceof URIError) {
-      // The router could not percent-decode a path parameter (e.g. `%ZZ`).
-      matrixError = new MatrixError(Errcode.INVALID_PARAM, 400, "The request path is not valid percent-encoding");
     } else {
       const log = (res.locals.log as Logger | undefined) ?? logger;
       log.error({ err: error, method: req.method, path: req.path }, "unhandled error");

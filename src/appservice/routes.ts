@@ -1,12 +1,12 @@
 // Client-Server API extensions for application services: `POST /v1/appservice/{appserviceId}/ping`
 // (Application Service API "Pinging"), mounted under /_matrix/client before the client API.
-import { Router } from "express";
+import { Router } from "../app/http/router.js";
 import { Errcode, MatrixError } from "../core/errors.js";
 import { bodyOf, optionalString, paramOf, requesterOf, requireAuth, type TokenAuthenticator } from "../client-api/http.js";
 import type { Appservices } from "./appservices.js";
 
 export function appserviceClientRoutes(appservices: Appservices, authenticator: TokenAuthenticator): Router {
-  const router = Router();
+  const router = new Router();
 
   // POST /v1/appservice/{appserviceId}/ping
   router.post("/v1/appservice/:appserviceId/ping", requireAuth(authenticator), async (req, res) => {

@@ -2,7 +2,8 @@
 // readers that answer with the spec's errcodes, and the error handlers (Matrix Client-Server API
 // "API standards": errors are `{errcode, error}` JSON; unknown endpoints 404 M_UNRECOGNIZED,
 // a known path with the wrong method 405 M_UNRECOGNIZED).
-import type { NextFunction, Request, Response, Router } from "express";
+import { unrecognized } from "../app/http/dispatch.js";
+import type { NextFunction, Request, Response } from "../app/http/router.js";
 import { Errcode, MatrixError } from "../core/errors.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "../core/json.js";
 
@@ -73,7 +74,7 @@ export function bodyOf(req: Request): JsonObject {
   return body;
 }
 
-/** A decoded path parameter (express decodes percent-escapes already). */
+/** A decoded path parameter (the router decodes percent-escapes already). */
 export function paramOf(req: Request, name: string): string {
   const value: unknown = req.params[name];
   if (typeof value !== "string" || value.length === 0) throw new MatrixError(Errcode.MISSING_PARAM, 400, `Missing path parameter ${name}`);
@@ -123,32 +124,10 @@ export function queryString(req: Request, name: string): string | undefined {
   return raw;
 }
 
-/** Express keeps each layer's path matcher and nested router on the layer; the typings omit them. */
-interface RouterLayer {
-  route?: unknown;
-  match?: (path: string) => boolean;
-  handle?: { stack?: RouterLayer[] };
-}
-
-/** Whether any route in `stack` (or in routers mounted at "/" within it) matches `path`. */
-function anyRouteMatches(stack: RouterLayer[], path: string): boolean {
-  return stack.some((layer) => {
-    if (layer.route !== undefined) return typeof layer.match === "function" && layer.match(path);
-    return Array.isArray(layer.handle?.stack) && anyRouteMatches(layer.handle.stack, path);
-  });
-}
-
 /**
- * Final handler for a router: a path some route serves with another method answers 405, any
+ * Final middleware of a router: a path some route serves with another method answers 405, any
  * other path 404, both with M_UNRECOGNIZED.
  */
-export function unrecognized(router: Router) {
-  return (req: Request, _res: Response, next: NextFunction): void => {
-    const otherMethod = anyRouteMatches(router.stack as unknown as RouterLayer[], req.path);
-    next(
-      otherMethod
-        ? new MatrixError(Errcode.UNRECOGNIZED, 405, `Method ${req.method} is not allowed on ${req.path}`)
-        : new MatrixError(Errcode.UNRECOGNIZED, 404, `Unrecognized request: ${req.method} ${req.path}`),
-    );
-  };
+export function unrecognizedRequest(req: Request, _res: Response, next: NextFunction): void {
+  next(unrecognized(req));
 }

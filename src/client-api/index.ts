@@ -1,11 +1,9 @@
 // The Client-Server API: every area's routes under /_matrix/client, then 404/405 M_UNRECOGNIZED.
-// All routes sit in one flat router registered with their full paths: each nested router a
-// request passes costs express a path match and a prefix trim, and /sync and send come first.
-import { Router } from "express";
+import { Router } from "../app/http/router.js";
 import type { RoomService } from "../rooms/room-service.js";
 import { mountAccountsApi, type AccountsOptions, type AuthService } from "./accounts/index.js";
 import type { ClientApiContext } from "./contracts.js";
-import { unrecognized } from "./http.js";
+import { unrecognizedRequest } from "./http.js";
 import { mountRoomsApi } from "./rooms/index.js";
 import { limitRequestsPerIp, limitRequestsPerUser } from "./request-rate-limits.js";
 import type { SyncEngine } from "./sync/engine.js";
@@ -25,13 +23,10 @@ export interface ClientApiServices {
 }
 
 export function clientApi(clientCtx: ClientApiContext, services: ClientApiServices): Router {
-  const router = Router();
+  const router = new Router();
   // `r0` is the name the Client-Server API's paths had before v1.1 renamed them `v3` with the same
   // meaning; older tools (synadm, scripts) still call it.
-  router.use((req, _res, next) => {
-    if (req.url.startsWith("/r0/")) req.url = `/v3${req.url.slice(3)}`;
-    next();
-  });
+  router.alias("/r0/", "/v3/");
   // Rate limits on every request (request-rate-limits.ts): per client address before any route,
   // per user wherever a route authenticates.
   router.use(limitRequestsPerIp(clientCtx.rateLimiter, clientCtx.authenticator));
@@ -42,6 +37,6 @@ export function clientApi(clientCtx: ClientApiContext, services: ClientApiServic
     const commits = createMlsCommits({ ctx, rooms: services.rooms, overlay: services.mls.overlay, loader: services.mls.loader, toDevice: createToDevice(ctx) });
     mountMlsRoutes(router, commits, ctx.authenticator, ctx.logger);
   }
-  router.use(unrecognized(router));
+  router.use(unrecognizedRequest);
   return router;
 }

@@ -4,7 +4,7 @@
 // `per_user`, taken when an access token has been resolved to its user. A requester with
 // `exemptFromRateLimits` (an application service registered with `rate_limited: false`,
 // Application Service API "Registration") is exempt from both.
-import type { NextFunction, Request, Response } from "express";
+import type { NextFunction, Request, Response } from "../app/http/router.js";
 import { Errcode, MatrixError } from "../core/errors.js";
 import { accessTokenOf, type RateLimiter, type TokenAuthenticator } from "./http.js";
 

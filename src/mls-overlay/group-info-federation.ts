@@ -6,7 +6,7 @@
 //
 // Why the hub and not the events: `m.mls.commit` is not a state event, so send_join's state has
 // none, and backfill stops at the replica's join; the hub keeps the commit event of every epoch.
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../app/http/router.js";
 import { decodeBase64 } from "../core/base64.js";
 import { Errcode, MatrixError } from "../core/errors.js";
 import { serverNameOf } from "../core/identifiers.js";

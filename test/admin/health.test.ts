@@ -1,7 +1,7 @@
 // GET /health: on a real homeserver (200 while SQLite answers, 503 once the database is gone), and
 // the route alone for a database that hangs.
 import type { AddressInfo } from "node:net";
-import express from "express";
+import { createHttpApp } from "../../src/app/http-app.js";
 import pino from "pino";
 import { healthRoutes } from "../../src/admin/health.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
@@ -32,7 +32,7 @@ describe("GET /health on a homeserver", () => {
 
 describe("healthRoutes", () => {
   it("answers 503 when the database does not answer in time", async () => {
-    const app = express().use(healthRoutes({ storage: { maxStreamPos: () => new Promise<number>(() => undefined) }, logger: pino({ level: "silent" }), timeoutMs: 100 }));
+    const app = createHttpApp({ logger: pino({ level: "silent" }), maxRequestBytes: 1024, mounts: [["/", healthRoutes({ storage: { maxStreamPos: () => new Promise<number>(() => undefined) }, logger: pino({ level: "silent" }), timeoutMs: 100 })]] });
     const listener = app.listen(0, "127.0.0.1");
     await new Promise((resolve) => listener.once("listening", resolve));
     try {

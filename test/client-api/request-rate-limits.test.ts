@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import express from "express";
+import { Router } from "../../src/app/http/router.js";
 import pino from "pino";
 import { parseConfig, toHomeserverSettings } from "../../src/app/config.js";
 import { startHomeserver } from "../../src/app/homeserver.js";
@@ -187,7 +187,7 @@ describe("exempt requesters (application services with rate_limited: false)", ()
 
   beforeAll(async () => {
     const limiter = createRateLimiter({ per_ip: { perSecond: 1, burst: 3 }, per_user: { perSecond: 1, burst: 1 } }, () => clock);
-    const router = express.Router();
+    const router = new Router();
     router.use(limitRequestsPerIp(limiter, authenticator));
     router.get("/whoami", requireAuth(limitRequestsPerUser(authenticator, limiter)), (_req, res) => {
       res.json({ user_id: requesterOf(res).userId });

@@ -1,7 +1,7 @@
 // Bobbin's own admin API under /_bobbin/admin (issue 7): what Synapse's admin API has no place
 // for, Linearized Matrix data. Same callers as /_synapse/admin: server admins only.
-import { Router } from "express";
-import { queryString, requireAuth, unrecognized, type TokenAuthenticator } from "../../client-api/http.js";
+import { Router } from "../../app/http/router.js";
+import { queryString, requireAuth, unrecognizedRequest, type TokenAuthenticator } from "../../client-api/http.js";
 import type { HubViolationRow, Storage } from "../../storage/ports.js";
 import type { AppserviceOverview } from "../../appservice/index.js";
 import { requireServerAdmin } from "./guard.js";
@@ -30,7 +30,7 @@ function toAdminAppservice(service: AppserviceOverview) {
 }
 
 export function bobbinAdminApi(deps: BobbinAdminApiDeps): Router {
-  const router = Router();
+  const router = new Router();
   router.use(requireAuth(deps.authenticator), requireServerAdmin(deps.storage));
 
   // GET /v1/hub_violations[?room_id=]: events a hub appended that the auth rules forbid (LM
@@ -48,6 +48,6 @@ export function bobbinAdminApi(deps: BobbinAdminApiDeps): Router {
     res.json({ appservices: services.map(toAdminAppservice), total: services.length });
   });
 
-  router.use(unrecognized(router));
+  router.use(unrecognizedRequest);
   return router;
 }

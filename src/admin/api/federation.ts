@@ -2,7 +2,7 @@
 // `GET /v1/federation/destinations`, `GET /v1/federation/destinations/{destination}` and
 // `POST /v1/federation/destinations/{destination}/reset_connection`.
 import type { Logger } from "pino";
-import type { Router } from "express";
+import type { Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { paramOf, queryInt, queryString } from "../../client-api/http.js";
 import type { OutboundQueues } from "../../federation/outbound/types.js";

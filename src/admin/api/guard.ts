@@ -1,7 +1,7 @@
 // Who may call the admin API: server admins only (Synapse Admin API "Authenticate as a server
 // admin"; issue 7). The access token is checked like the Client-Server API's, then the account's
 // admin flag is read from the database, not from the token cache, so a demotion takes effect at once.
-import type { NextFunction, Request, Response } from "express";
+import type { NextFunction, Request, Response } from "../../app/http/router.js";
 import type { Logger } from "pino";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import type { JsonValue } from "../../core/json.js";

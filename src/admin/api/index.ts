@@ -1,13 +1,13 @@
 // The admin API under /_synapse/admin (issue 7: the Synapse Admin API subset admins' tools use).
 // Every route but server_version needs a server admin's access token: requireAuth as in the Client-Server API, then
 // requireServerAdmin; unknown paths answer 404/405 M_UNRECOGNIZED.
-import { Router } from "express";
+import { Router } from "../../app/http/router.js";
 import type { Logger } from "pino";
 import type { AuthService } from "../../client-api/accounts/auth-service.js";
 import type { ClientApiContext, ProfilePropagator } from "../../client-api/contracts.js";
 import type { OutboundQueues } from "../../federation/outbound/types.js";
 import type { RoomService } from "../../rooms/room-service.js";
-import { requireAuth, unrecognized } from "../../client-api/http.js";
+import { requireAuth, unrecognizedRequest } from "../../client-api/http.js";
 import { createFederationAdmin, mountFederationRoutes } from "./federation.js";
 import { requireServerAdmin } from "./guard.js";
 import { createRoomAdmin } from "./room-admin.js";
@@ -32,7 +32,7 @@ export interface AdminApiDeps {
 }
 
 export function adminApi(deps: AdminApiDeps): Router {
-  const router = Router();
+  const router = new Router();
   // Public, as Synapse serves it: the federation API's `/version` tells anyone the same.
   mountServerVersionRoutes(router, deps.version);
   // Public too: the shared secret in the request's MAC authenticates it.
@@ -44,6 +44,6 @@ export function adminApi(deps: AdminApiDeps): Router {
   mountRoomRoutes(router, createRoomAdmin({ storage: deps.ctx.storage, serverName: deps.ctx.serverName }));
   mountRoomDeleteRoutes(router, createRoomDelete({ storage: ctx.storage, rooms: deps.rooms, serverName: ctx.serverName, logger: deps.logger, now: ctx.now }));
   mountFederationRoutes(router, createFederationAdmin({ repo: ctx.storage.federation, queues: deps.queues, logger: deps.logger, now: ctx.now }));
-  router.use(unrecognized(router));
+  router.use(unrecognizedRequest);
   return router;
 }

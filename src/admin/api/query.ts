@@ -1,6 +1,6 @@
 // Query parameters of the admin API, read the way Synapse's admin API reads them, so existing
 // tools' requests mean the same here.
-import type { Request } from "express";
+import type { Request } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { queryString } from "../../client-api/http.js";
 

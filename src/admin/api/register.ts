@@ -4,7 +4,7 @@
 // keyed by `registration_shared_secret`, of `nonce\0username\0password\0admin|notadmin`
 // (`\0user_type` appended when given). It needs no access token: knowing the secret is the proof.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Router } from "express";
+import type { Router } from "../../app/http/router.js";
 import type { Logger } from "pino";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import type { JsonObject } from "../../core/json.js";

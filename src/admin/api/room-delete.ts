@@ -3,7 +3,7 @@
 // member leave the room and forget it, removes its local aliases and its directory entry, blocks it
 // when asked, and then (unless `purge: false`, as in Synapse) purges it: every row of the room is
 // deleted from the database (storage/knex/purge.ts). Other servers keep their copies.
-import type { Router } from "express";
+import type { Router } from "../../app/http/router.js";
 import type { Logger } from "pino";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { serverNameOf } from "../../core/identifiers.js";

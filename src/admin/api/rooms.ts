@@ -1,6 +1,6 @@
 // The room routes of the admin API (Synapse Admin API "Rooms"): `GET /v1/rooms`,
 // `GET /v1/rooms/{roomId}`, `.../members`, `.../state`.
-import type { Router } from "express";
+import type { Router } from "../../app/http/router.js";
 import { paramOf, queryInt, queryString } from "../../client-api/http.js";
 import { queryChoice } from "./query.js";
 import { ROOM_ORDERS, type RoomAdmin } from "./room-admin.js";

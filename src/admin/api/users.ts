@@ -1,7 +1,7 @@
 // The user routes of the admin API (Synapse Admin API "User Admin API"): `GET /v2/users`,
 // `GET|PUT /v2/users/{userId}`, `POST /v1/deactivate/{userId}`, `GET|PUT /v1/users/{userId}/admin`,
 // `GET /v2/users/{userId}/devices`, `GET /v1/users/{userId}/joined_rooms`.
-import type { Request, Router } from "express";
+import type { Request, Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { isJsonObject, type JsonObject } from "../../core/json.js";
 import { bodyOf, optionalBoolean, optionalString, paramOf, queryInt, queryString } from "../../client-api/http.js";

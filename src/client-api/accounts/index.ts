@@ -1,7 +1,7 @@
 // Accounts area of the Client-Server API: registration, login and tokens, devices, profiles,
 // per-user data (account data, filters, push rules), end-to-end keys, to-device messages and the
 // room and user directories. Each area is a service plus a route file; this module wires them.
-import type { Router } from "express";
+import type { Router } from "../../app/http/router.js";
 import type { ClientApiContext, ProfilePropagator, RemoteDirectory, RemoteKeys, RemoteProfiles } from "../contracts.js";
 import type { AuthService } from "./auth-service.js";
 import { createDevices } from "./devices.js";

@@ -1,6 +1,6 @@
 // Bobbin's MLS endpoints under /_matrix/client/unstable/org.bobbin.mls (MLS wire contract section
 // 5): the stapled commit, the stored GroupInfo (external joins), and departed users' devices.
-import type { Router } from "express";
+import type { Router } from "../../app/http/router.js";
 import type { Logger } from "pino";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { bodyOf, optionalString, paramOf, requesterOf, requireAuth, requireString, type TokenAuthenticator } from "../http.js";

@@ -2,7 +2,7 @@
 // redaction, typing, receipts and read markers, plus /sync (sync/route.ts). Paths are relative to
 // /_matrix/client; handlers parse input, call the room service (or the sync engine's typing
 // tracker), and answer.
-import type { Request, Response, Router } from "express";
+import type { Request, Response, Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { isValidRoomId, isValidUserId } from "../../core/identifiers.js";
 import type { JsonObject } from "../../core/json.js";

@@ -1,5 +1,5 @@
 // GET /_matrix/client/v3/sync (Client-Server API "Syncing").
-import type { Request, Response, Router } from "express";
+import type { Request, Response, Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { parseSyncToken } from "../../rooms/tokens.js";
 import type { ClientApiContext } from "../contracts.js";

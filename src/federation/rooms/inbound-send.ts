@@ -5,7 +5,7 @@
 //   same origin is in flight is 400 M_BAD_STATE.
 // - `failed_pdus` is keyed by the event ID of each object as received (an LPDU's own ID).
 // - The answer is sent once every event is durable: each room's batch commits before it is built.
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import type { Logger } from "pino";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { computeEventId } from "../../core/hashes.js";

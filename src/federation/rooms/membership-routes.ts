@@ -4,7 +4,7 @@
 //   POST /{unstable LM,v3}/invite/{txnId}, PUT /v2/invite/{roomId}/{eventId}
 //        hub: an invite LPDU from a participant, completed, countersigned by the invitee's server,
 //        appended; invitee's server: sign the invite of a local user and keep it.
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import type { Logger } from "pino";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import type { Pdu, RoomEvent } from "../../core/events.js";

@@ -1,5 +1,5 @@
 // GET /_matrix/federation/v2/backfill/:roomId?v=…&limit=… and its unstable LM name
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import { MAX_BACKFILL_LIMIT, type EventReader } from "./event-reader.js";
 import { LM_UNSTABLE } from "../paths.js";
 import { requiredQueryInt, requiredQueryString } from "./query-params.js";

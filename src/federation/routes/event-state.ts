@@ -1,6 +1,6 @@
 // The LM draft's "Event and State APIs": single events, room state at an event, and backfill,
 // each served as the requesting server may see the room (./server-visibility.ts).
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import type { Storage } from "../../storage/ports.js";
 import { mountBackfillRoutes } from "./backfill.js";
 import { createEventReader } from "./event-reader.js";

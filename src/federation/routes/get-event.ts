@@ -1,5 +1,5 @@
 // GET /_matrix/federation/v2/event/:eventId, its unstable LM name, and classic GET /v1/event/:eventId
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import type { EventReader } from "./event-reader.js";
 import { LM_UNSTABLE } from "../paths.js";
 

@@ -1,7 +1,7 @@
 // The Federation API under /_matrix/federation: each route with X-Matrix request authentication
 // unless the spec leaves it open (version), then 404/405 M_UNRECOGNIZED.
-import { Router } from "express";
-import { unrecognized } from "../../client-api/http.js";
+import { Router } from "../../app/http/router.js";
+import { unrecognizedRequest } from "../../client-api/http.js";
 import type { LocalQueries } from "../queries.js";
 import { requireFederationAuth, type FederationAuthDeps } from "../transport/require-auth.js";
 import type { Storage } from "../../storage/ports.js";
@@ -33,7 +33,7 @@ export interface FederationApiDeps {
 }
 
 export function federationApi(deps: FederationApiDeps): Router {
-  const api = Router();
+  const api = new Router();
   const authenticate = requireFederationAuth(deps.auth);
   const auth = deps.rateLimiter ? limitPerOrigin(authenticate, deps.rateLimiter) : authenticate;
   mountVersionRoute(api, deps.version);
@@ -46,8 +46,8 @@ export function federationApi(deps: FederationApiDeps): Router {
   mountUserDeviceRoute(api, auth, { serverName: deps.auth.serverName, keys: deps.userKeys, now: deps.now });
   // Bobbin's MLS overlay: a room's GroupInfo for a participant that joined after earlier commits.
   mountMlsFederationRoutes(api, auth, { storage: deps.storage });
-  const routes = Router();
+  const routes = new Router();
   routes.use(api);
-  routes.use(unrecognized(api));
+  routes.use(unrecognizedRequest);
   return routes;
 }

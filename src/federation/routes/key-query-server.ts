@@ -1,11 +1,11 @@
 // `GET /_matrix/key/v2/query/{serverName}` (LM draft "GET /_matrix/key/v2/query/:serverName"): one server's keys, co-signed.
-import { Router } from "express";
+import { Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { isValidServerName } from "../../core/identifiers.js";
 import type { KeyNotary } from "../keys/notary.js";
 
 export function keyQueryServerRoute(deps: { notary: KeyNotary }): Router {
-  const router = Router();
+  const router = new Router();
   // GET /_matrix/key/v2/query/{serverName}?minimum_valid_until_ts=… — unauthenticated
   router.get("/_matrix/key/v2/query/:serverName", async (req, res) => {
     const serverName = req.params.serverName;

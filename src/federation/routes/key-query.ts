@@ -1,5 +1,5 @@
 // `POST /_matrix/key/v2/query` (LM draft "POST /_matrix/key/v2/query"): several servers' keys, co-signed.
-import { Router } from "express";
+import { Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { isValidKeyId, isValidServerName } from "../../core/identifiers.js";
 import { isJsonObject } from "../../core/json.js";
@@ -10,7 +10,7 @@ const MAX_SERVERS = 100;
 const MAX_KEY_IDS = 1000;
 
 export function keyQueryRoute(deps: { notary: KeyNotary }): Router {
-  const router = Router();
+  const router = new Router();
   // POST /_matrix/key/v2/query — unauthenticated
   router.post("/_matrix/key/v2/query", async (req, res) => {
     res.json({ server_keys: await deps.notary.query(parseKeyQuery(req.body)) });

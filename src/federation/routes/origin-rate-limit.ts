@@ -2,7 +2,7 @@
 // "Rate-limited: Yes", Server-Server API "Rate limiting" in the Client-Server sense: 429
 // M_LIMIT_EXCEEDED with retry_after_ms). Keyed by the origin X-Matrix authentication proved, so
 // a server cannot spend another's budget, and taken after it, so unauthenticated junk costs none.
-import type { NextFunction, Request, RequestHandler, Response } from "express";
+import type { NextFunction, Request, RequestHandler, Response } from "../../app/http/router.js";
 import type { RateLimiter } from "../../client-api/http.js";
 
 export const PER_ORIGIN_BUCKET = "per_origin";

@@ -1,5 +1,5 @@
 // GET /_matrix/federation/v1/query/directory?room_alias=…
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import type { LocalQueries } from "../queries.js";
 

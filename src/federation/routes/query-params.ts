@@ -1,5 +1,5 @@
 // Query parameters of federation requests: present once, well-formed, or a 400 naming the problem.
-import type { Request } from "express";
+import type { Request } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 
 /** A required query parameter given exactly once: M_MISSING_PARAM when absent, M_INVALID_PARAM when repeated or empty. */

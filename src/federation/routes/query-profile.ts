@@ -1,5 +1,5 @@
 // GET /_matrix/federation/v1/query/profile?user_id=…&field=…
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import type { LocalQueries, ProfileField } from "../queries.js";
 

@@ -1,5 +1,5 @@
 // GET /_matrix/federation/v1/state/:roomId?event_id=… and GET /_matrix/federation/v1/state_ids/:roomId?event_id=…
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import type { EventReader } from "./event-reader.js";
 import { requiredQueryString } from "./query-params.js";
 

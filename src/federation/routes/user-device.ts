@@ -1,7 +1,7 @@
 // GET /_matrix/federation/v1/user/{userId}/device/{deviceId} and its LM unstable path (LM draft
 // "Device Info Publishing"; MLS wire contract section 2): one device's object as it uploaded it
 // (the MLS credential and its signature), for another server's members to check credentials.
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { isValidUserId, serverNameOf } from "../../core/identifiers.js";
 import { lmPaths } from "../paths.js";

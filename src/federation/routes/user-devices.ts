@@ -1,5 +1,5 @@
 // GET /_matrix/federation/v1/user/devices/{userId}
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import { isJsonObject, type JsonObject } from "../../core/json.js";
 import { requireLocalUser, type UserKeyRoutesDeps } from "./user-keys.js";
 

@@ -1,5 +1,5 @@
 // POST /_matrix/federation/v1/user/keys/claim
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { isJsonObject } from "../../core/json.js";
 import { isValidUserId } from "../../core/identifiers.js";

@@ -2,7 +2,7 @@
 // API "End-to-End Encryption" and "Device Management"; LM draft "One Time Key Claiming"). The keys
 // come from the same service the Client-Server API uses, so a one-time key claimed over federation
 // is the same storage claim as a local one and is never handed out twice.
-import type { RequestHandler, Router } from "express";
+import type { RequestHandler, Router } from "../../app/http/router.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import { isValidUserId, serverNameOf } from "../../core/identifiers.js";
 import type { JsonObject, JsonValue } from "../../core/json.js";

@@ -1,5 +1,5 @@
 // GET /_matrix/federation/v1/version
-import type { Router } from "express";
+import type { Router } from "../../app/http/router.js";
 
 export function mountVersionRoute(router: Router, version: string): void {
   router.get("/v1/version", (_req, res) => {

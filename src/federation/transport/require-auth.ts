@@ -1,7 +1,7 @@
 // The express middleware in front of every authenticated federation endpoint (LM draft "Request
 // Authentication"): verifies the X-Matrix headers over the request as received and puts the proven
 // origin in `res.locals.origin`.
-import type { NextFunction, Request, RequestHandler, Response } from "express";
+import type { NextFunction, Request, RequestHandler, Response } from "../../app/http/router.js";
 import { parseStrictJson } from "../../core/canonical-json.js";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import type { JsonValue } from "../../core/json.js";

@@ -3,9 +3,9 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
-import express, { Router } from "express";
+import { Router } from "../../../src/app/http/router.js";
 import pino from "pino";
-import { createHttpApp } from "../../../src/app/http-app.js";
+import { createHttpApp, type HttpApp } from "../../../src/app/http-app.js";
 import { nativeEd25519 } from "../../../src/core/ed25519.js";
 import type { SigningKey } from "../../../src/core/signing.js";
 import { createFederationClient, withQuery, type FederationClient } from "../../../src/federation/transport/client.js";
@@ -33,22 +33,23 @@ interface Seen {
 }
 
 /** A federation endpoint behind requireFederationAuth, a key endpoint without it, and misbehaving routes. */
-function federationApp(serverName: () => string, seen: Seen[]): express.Express {
-  const federation = Router();
+function federationApp(serverName: () => string, seen: Seen[]): HttpApp {
+  const federation = new Router();
   // The name includes the port, known only once listening: build the middleware per request.
   federation.use((req, res, next) => requireFederationAuth({ serverName: serverName(), lookupKey, maxRequestBytes: 65536 })(req, res, next));
-  federation.all("/{*rest}", (req, res) => {
+  // Every path under the mount: the last middleware answers.
+  federation.use((req, res) => {
     seen.push({ method: req.method, url: req.originalUrl, origin: res.locals.origin, authorization: req.rawHeaders.filter((_, i, a) => i % 2 === 1 && a[i - 1]?.toLowerCase() === "authorization"), body: req.body });
     res.json({ origin: res.locals.origin, host: req.headers.host });
   });
-  const keyApi = Router();
-  keyApi.all("/v2/{*rest}", (req, res) => {
+  const keyApi = new Router();
+  keyApi.use((req, res) => {
     seen.push({ method: req.method, url: req.originalUrl, authorization: req.headers.authorization ? [req.headers.authorization] : [], body: req.body });
     res.json({ server_name: serverName() });
   });
-  const misc = Router();
+  const misc = new Router();
   misc.get("/big", (_req, res) => res.json({ padding: "x".repeat(10_000) }));
-  misc.get("/html", (_req, res) => res.type("text/html").send("<html>oops</html>"));
+  misc.get("/html", (_req, res) => res.setHeader("Content-Type", "text/html").end("<html>oops</html>"));
   misc.get("/slow", () => {
     // Never answers.
   });

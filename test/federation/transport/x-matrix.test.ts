@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
-import { Router } from "express";
+import { Router } from "../../../src/app/http/router.js";
 import pino from "pino";
 import { createHttpApp } from "../../../src/app/http-app.js";
 import { encodeBase64 } from "../../../src/core/base64.js";
@@ -222,9 +222,10 @@ describe("requireFederationAuth on a real socket", () => {
   const seen: Array<{ origin: unknown; body: unknown }> = [];
 
   beforeAll(async () => {
-    const router = Router();
+    const router = new Router();
     router.use(requireFederationAuth({ serverName: US, lookupKey, maxRequestBytes: 65536 }));
-    router.all("/{*rest}", (req, res) => {
+    // Every path under the mount: the last middleware answers.
+    router.use((req, res) => {
       seen.push({ origin: res.locals.origin, body: req.body });
       res.json({ origin: res.locals.origin });
     });

@@ -1,5 +1,5 @@
 // `GET /v3/account/whoami`, `POST /v3/account/password`, `POST /v3/account/deactivate`.
-import type { Router } from "express";
+import type { Router } from "../../../app/http/router.js";
 import type { TokenAuthenticator } from "../../http.js";
 import { bodyOf, optionalBoolean, requesterOf, requireAuth, requireString } from "../../http.js";
 import type { Sessions } from "../sessions.js";

@@ -1,5 +1,5 @@
 // `GET /v3/capabilities` (Client-Server API "Capabilities negotiation").
-import type { Router } from "express";
+import type { Router } from "../../../app/http/router.js";
 import { DEFAULT_ROOM_VERSION, knownRoomVersions } from "../../../core/room-versions.js";
 import type { TokenAuthenticator } from "../../http.js";
 import { requireAuth } from "../../http.js";

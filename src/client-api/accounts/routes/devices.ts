@@ -1,5 +1,5 @@
 // `GET /v3/devices`, `GET/PUT/DELETE /v3/devices/{deviceId}`, `POST /v3/delete_devices`.
-import type { Router } from "express";
+import type { Router } from "../../../app/http/router.js";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import type { TokenAuthenticator } from "../../http.js";
 import { bodyOf, optionalString, paramOf, requesterOf, requireAuth } from "../../http.js";

@@ -1,6 +1,6 @@
 // `GET/PUT/DELETE /v3/directory/room/{roomAlias}`, `GET/PUT /v3/directory/list/room/{roomId}`,
 // `GET/POST /v3/publicRooms`, `POST /v3/user_directory/search`.
-import type { Router } from "express";
+import type { Router } from "../../../app/http/router.js";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import { isValidRoomId } from "../../../core/identifiers.js";
 import { isJsonObject } from "../../../core/json.js";

@@ -1,5 +1,5 @@
 // `POST /v3/keys/upload`, `POST /v3/keys/query`, `POST /v3/keys/claim`, `GET /v3/keys/changes`.
-import type { Router } from "express";
+import type { Router } from "../../../app/http/router.js";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "../../../core/json.js";
 import type { TokenAuthenticator } from "../../http.js";

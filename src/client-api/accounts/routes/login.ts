@@ -1,5 +1,5 @@
 // `GET/POST /v3/login`, `POST /v3/register`, `GET /v3/register/available`, `POST /v3/logout[/all]`.
-import type { Router } from "express";
+import type { Router } from "../../../app/http/router.js";
 import { isValidDeviceId } from "../../../core/identifiers.js";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import type { JsonObject } from "../../../core/json.js";

@@ -1,6 +1,6 @@
 // `GET /v3/profile/{userId}`, `GET/PUT/DELETE /v3/profile/{userId}/{keyName}` for `displayname`
 // and `avatar_url`.
-import type { Request, Router } from "express";
+import type { Request, Router } from "../../../app/http/router.js";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import type { TokenAuthenticator } from "../../http.js";
 import { bodyOf, paramOf, requesterOf, requireAuth } from "../../http.js";

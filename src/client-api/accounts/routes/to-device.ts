@@ -1,5 +1,5 @@
 // `PUT /v3/sendToDevice/{eventType}/{txnId}`.
-import type { Response, Router } from "express";
+import type { Response, Router } from "../../../app/http/router.js";
 import type { Logger } from "pino";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import { isJsonObject, type JsonObject } from "../../../core/json.js";

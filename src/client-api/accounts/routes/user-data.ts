@@ -1,6 +1,6 @@
 // Filters (`/v3/user/{userId}/filter[/{filterId}]`), account data
 // (`/v3/user/{userId}[/rooms/{roomId}]/account_data/{type}`) and push rules (`/v3/pushrules/...`).
-import type { Request, Router } from "express";
+import type { Request, Router } from "../../../app/http/router.js";
 import { Errcode, MatrixError } from "../../../core/errors.js";
 import { isValidRoomId } from "../../../core/identifiers.js";
 import { isJsonObject, type JsonObject } from "../../../core/json.js";
