@@ -31,23 +31,62 @@ const MAX_GROUP_COMMIT_BATCH = 64;
 /** `revoked`: see Storage.onAccessRevoked; the caller delivers it once the write has settled. */
 /** `destSets`: the one cache of outbox destination sets of this Storage, shared by its transactions. */
 export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: AccessRevocation) => void, destSets: DestSetCache): StorageRepos {
+  const factories = repoFactories(knex, engine, revoked, destSets);
+  return Object.fromEntries(Object.entries(factories).map(([name, build]) => [name, build()])) as unknown as StorageRepos;
+}
+
+type RepoFactories = { readonly [Name in keyof StorageRepos]: () => StorageRepos[Name] };
+
+function repoFactories(knex: Knex, engine: Engine, revoked: (revocation: AccessRevocation) => void, destSets: DestSetCache): RepoFactories {
   return {
-    accounts: createAccountsRepo(knex, revoked),
-    events: createEventsRepo(knex),
-    clientTxns: createClientTxnsRepo(knex),
-    aliases: createAliasesRepo(knex),
-    filters: createFiltersRepo(knex),
-    accountData: createAccountDataRepo(knex),
-    receipts: createReceiptsRepo(knex),
-    toDevice: createToDeviceRepo(knex),
-    keys: createKeysRepo(knex, engine),
-    serverKeys: createServerKeysRepo(knex),
-    federation: createFederationRepo(knex, destSets),
-    blockedRooms: createBlockedRoomsRepo(knex),
-    appservices: createAppserviceRepo(knex),
-    mls: createMlsRepo(knex),
-    purge: createPurgeRepo(knex, engine),
+    accounts: () => createAccountsRepo(knex, revoked),
+    events: () => createEventsRepo(knex),
+    clientTxns: () => createClientTxnsRepo(knex),
+    aliases: () => createAliasesRepo(knex),
+    filters: () => createFiltersRepo(knex),
+    accountData: () => createAccountDataRepo(knex),
+    receipts: () => createReceiptsRepo(knex),
+    toDevice: () => createToDeviceRepo(knex),
+    keys: () => createKeysRepo(knex, engine),
+    serverKeys: () => createServerKeysRepo(knex),
+    federation: () => createFederationRepo(knex, destSets),
+    blockedRooms: () => createBlockedRoomsRepo(knex),
+    appservices: () => createAppserviceRepo(knex),
+    mls: () => createMlsRepo(knex),
+    purge: () => createPurgeRepo(knex, engine),
   };
+}
+
+/**
+ * The repositories of one transaction, each built on first use: a transaction touches two or
+ * three of the fifteen, and a message's send runs one.
+ */
+class TransactionRepos implements StorageRepos {
+  private readonly built = new Map<keyof StorageRepos, unknown>();
+  constructor(private readonly factories: RepoFactories) {}
+  private repo<Name extends keyof StorageRepos>(name: Name): StorageRepos[Name] {
+    let repo = this.built.get(name) as StorageRepos[Name] | undefined;
+    if (repo === undefined) {
+      repo = this.factories[name]();
+      this.built.set(name, repo);
+    }
+    return repo;
+  }
+  get accounts() { return this.repo("accounts"); }
+  get events() { return this.repo("events"); }
+  get clientTxns() { return this.repo("clientTxns"); }
+  get aliases() { return this.repo("aliases"); }
+  get filters() { return this.repo("filters"); }
+  get accountData() { return this.repo("accountData"); }
+  get receipts() { return this.repo("receipts"); }
+  get toDevice() { return this.repo("toDevice"); }
+  get keys() { return this.repo("keys"); }
+  get serverKeys() { return this.repo("serverKeys"); }
+  get federation() { return this.repo("federation"); }
+  get blockedRooms() { return this.repo("blockedRooms"); }
+  get appservices() { return this.repo("appservices"); }
+  get mls() { return this.repo("mls"); }
+  get purge() { return this.repo("purge"); }
 }
 
 export function createKnexStorage(knex: Knex, engine: Engine): Storage {
@@ -70,7 +109,7 @@ export function createKnexStorage(knex: Knex, engine: Engine): Storage {
       // Revocations inside a transaction are announced once it has settled (committed or not).
       const revocations: AccessRevocation[] = [];
       try {
-        return await runTransaction((trx) => work(createRepos(trx, engine, (revocation) => revocations.push(revocation), destSets)));
+        return await runTransaction((trx) => work(new TransactionRepos(repoFactories(trx, engine, (revocation) => revocations.push(revocation), destSets))));
       } finally {
         for (const revocation of revocations) announce(revocation);
       }
