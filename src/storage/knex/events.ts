@@ -4,6 +4,7 @@ import type { Pdu } from "../../core/events.js";
 import type { JsonObject } from "../../core/json.js";
 import type { EventsRepo, RoomRow, StoredEvent } from "../ports.js";
 import { atomically, chunk, toBool, toNumber } from "./db.js";
+import type { SqliteHotPath } from "./sqlite-hot-path.js";
 
 interface RoomRecord {
   room_id: string;
@@ -50,6 +51,10 @@ export function toStoredEvent(r: EventRecord): StoredEvent {
   };
 }
 
+function toNumberOrUndefined(value: unknown): number | undefined {
+  return value === null || value === undefined ? undefined : toNumber(value);
+}
+
 /** content.membership of a member state event, else null. */
 function membershipOf(pdu: Pdu): string | null {
   if (pdu.type !== "m.room.member" || typeof pdu.state_key !== "string") return null;
@@ -57,7 +62,7 @@ function membershipOf(pdu: Pdu): string | null {
   return typeof membership === "string" ? membership : null;
 }
 
-export function createEventsRepo(knex: Knex): EventsRepo {
+export function createEventsRepo(knex: Knex, hotPath?: SqliteHotPath): EventsRepo {
   return {
     async createRoom(room) {
       await knex("rooms").insert({
@@ -129,8 +134,10 @@ export function createEventsRepo(knex: Knex): EventsRepo {
       if (first === undefined) return;
       const roomId = first.pdu.room_id;
       await atomically(knex, async (trx) => {
-        const last = (await trx("events").where("room_id", roomId).max({ seq: "room_seq" }).first()) as { seq: unknown } | undefined;
-        let expected = last?.seq === null || last?.seq === undefined ? 0 : toNumber(last.seq) + 1;
+        // A message's send appends here inside its transaction (sqlite-hot-path.ts).
+        const hot = hotPath?.usable(true) ? hotPath : undefined;
+        const last = hot ? hot.lastRoomSeq(roomId) : toNumberOrUndefined(((await trx("events").where("room_id", roomId).max({ seq: "room_seq" }).first()) as { seq: unknown } | undefined)?.seq);
+        let expected = last === undefined ? 0 : last + 1;
         for (const { eventId, pdu, roomSeq } of events) {
           if (pdu.room_id !== roomId) throw new Error(`appendEvents ${eventId}: not in room ${roomId}`);
           if (roomSeq !== expected) throw new Error(`appendEvents ${eventId}: room ${roomId} expects room_seq ${expected}, got ${roomSeq}`);
@@ -150,7 +157,8 @@ export function createEventsRepo(knex: Knex): EventsRepo {
           redacted_by: null,
           soft_failed: softFailed,
         }));
-        for (const part of chunk(rows)) await trx("events").insert(part);
+        if (hot) for (const row of rows) hot.insertEvent(row);
+        else for (const part of chunk(rows)) await trx("events").insert(part);
         const state = rows.filter((row): row is typeof row & { state_key: string } => row.state_key !== null && !row.soft_failed);
         // Coming back into a room undoes having forgotten it.
         const returning = [...new Set(state.filter((row) => row.membership === "join" || row.membership === "invite" || row.membership === "knock").map((row) => row.state_key))];

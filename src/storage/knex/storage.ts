@@ -18,6 +18,7 @@ import { createPurgeRepo } from "./purge.js";
 import { createReceiptsRepo } from "./receipts.js";
 import { createServerKeysRepo } from "./server-keys.js";
 import { createToDeviceRepo } from "./to-device.js";
+import type { SqliteHotPath } from "./sqlite-hot-path.js";
 
 /** Every table with a stream_pos column, plus the retired-positions row (see stream_retired). */
 const streamTables = ["events", "account_data", "receipts", "to_device", "device_keys", "device_list_changes", "stream_retired"];
@@ -30,18 +31,18 @@ const MAX_GROUP_COMMIT_BATCH = 64;
 
 /** `revoked`: see Storage.onAccessRevoked; the caller delivers it once the write has settled. */
 /** `destSets`: the one cache of outbox destination sets of this Storage, shared by its transactions. */
-export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: AccessRevocation) => void, destSets: DestSetCache): StorageRepos {
-  const factories = repoFactories(knex, engine, revoked, destSets);
+export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: AccessRevocation) => void, destSets: DestSetCache, hotPath?: SqliteHotPath): StorageRepos {
+  const factories = repoFactories(knex, engine, revoked, destSets, hotPath);
   return Object.fromEntries(Object.entries(factories).map(([name, build]) => [name, build()])) as unknown as StorageRepos;
 }
 
 type RepoFactories = { readonly [Name in keyof StorageRepos]: () => StorageRepos[Name] };
 
-function repoFactories(knex: Knex, engine: Engine, revoked: (revocation: AccessRevocation) => void, destSets: DestSetCache): RepoFactories {
+function repoFactories(knex: Knex, engine: Engine, revoked: (revocation: AccessRevocation) => void, destSets: DestSetCache, hotPath?: SqliteHotPath): RepoFactories {
   return {
     accounts: () => createAccountsRepo(knex, revoked),
-    events: () => createEventsRepo(knex),
-    clientTxns: () => createClientTxnsRepo(knex),
+    events: () => createEventsRepo(knex, hotPath),
+    clientTxns: () => createClientTxnsRepo(knex, hotPath),
     aliases: () => createAliasesRepo(knex),
     filters: () => createFiltersRepo(knex),
     accountData: () => createAccountDataRepo(knex),
@@ -89,7 +90,8 @@ class TransactionRepos implements StorageRepos {
   get purge() { return this.repo("purge"); }
 }
 
-export function createKnexStorage(knex: Knex, engine: Engine): Storage {
+/** `hotPath`: on SQLite, the send path's statements without knex (sqlite-hot-path.ts). */
+export function createKnexStorage(knex: Knex, engine: Engine, hotPath?: SqliteHotPath): Storage {
   const destSets = new DestSetCache();
   const revocationListeners: Array<(revocation: AccessRevocation) => void> = [];
   const announce = (revocation: AccessRevocation): void => {
@@ -103,13 +105,13 @@ export function createKnexStorage(knex: Knex, engine: Engine): Storage {
 
   return {
     engine,
-    ...createRepos(knex, engine, announce, destSets),
+    ...createRepos(knex, engine, announce, destSets, hotPath),
 
     async transaction(work) {
       // Revocations inside a transaction are announced once it has settled (committed or not).
       const revocations: AccessRevocation[] = [];
       try {
-        return await runTransaction((trx) => work(new TransactionRepos(repoFactories(trx, engine, (revocation) => revocations.push(revocation), destSets))));
+        return await runTransaction((trx) => work(new TransactionRepos(repoFactories(trx, engine, (revocation) => revocations.push(revocation), destSets, hotPath))));
       } finally {
         for (const revocation of revocations) announce(revocation);
       }
