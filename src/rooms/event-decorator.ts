@@ -20,6 +20,7 @@ export class EventDecorator {
 
   /** The common case (not redacted, no `prev_content` wanted) is answered without a read. */
   async decorate(events: StoredEvent[], viewer: Viewer, options: { prevContent: boolean } = { prevContent: true }): Promise<ClientEvent[]> {
+    if (events.length === 0) return [];
     const now = this.now();
     const decorated: ClientEvent[] = new Array<ClientEvent>(events.length);
     const reads: Array<Promise<void>> = [];

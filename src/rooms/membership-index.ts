@@ -5,6 +5,10 @@
 //
 // A load racing a commit could read the state just before it; the index then keeps nothing of
 // that load (the commit bumps `generation`), and the next call loads again.
+//
+// What it hands out is never changed afterwards: a user's memberships map is replaced, not
+// updated, when one of them changes (so callers may hold it across awaits and iterate it as a
+// snapshot, without a copy per call), and so is a room's list of joined members.
 import type { Storage } from "../storage/ports.js";
 
 const MEMBER = "m.room.member";
@@ -30,35 +34,41 @@ export interface RoomMembers {
 interface MutableRoom {
   members: Map<string, MemberState>;
   historyVisibility: { value: unknown; roomSeq: number } | undefined;
+  /** The joined members, computed on demand and dropped when a membership changes. */
+  joined: readonly string[] | undefined;
 }
 
 export class MembershipIndex {
-  private readonly users = new Map<string, Map<string, string>>();
+  private readonly users = new Map<string, ReadonlyMap<string, string>>();
   private readonly rooms = new Map<string, MutableRoom>();
   private generation = 0;
 
   constructor(private readonly storage: Storage) {}
 
-  /** The user's current memberships: room ID -> membership (a copy). */
-  async membershipsOf(userId: string): Promise<Map<string, string>> {
+  /** The user's current memberships: room ID -> membership (a snapshot: never changed later). */
+  async membershipsOf(userId: string): Promise<ReadonlyMap<string, string>> {
     const cached = this.users.get(userId);
-    if (cached) return new Map(cached);
+    if (cached) return cached;
     const generation = this.generation;
-    const loaded = await this.storage.events.getMembershipsOfUser(userId);
+    const loaded: ReadonlyMap<string, string> = await this.storage.events.getMembershipsOfUser(userId);
     if (generation === this.generation) {
       if (this.users.size >= MAX_USERS) this.users.clear();
-      this.users.set(userId, new Map(loaded));
+      this.users.set(userId, loaded);
     }
     return loaded;
   }
 
   /** The room's members and history visibility, as of the last committed event. */
-  async room(roomId: string): Promise<RoomMembers> {
+  room(roomId: string): Promise<RoomMembers> {
+    return this.loadRoom(roomId);
+  }
+
+  private async loadRoom(roomId: string): Promise<MutableRoom> {
     const cached = this.rooms.get(roomId);
     if (cached) return cached;
     const generation = this.generation;
     const state = await this.storage.events.getCurrentState(roomId);
-    const room: MutableRoom = { members: new Map(), historyVisibility: undefined };
+    const room: MutableRoom = { members: new Map(), historyVisibility: undefined, joined: undefined };
     for (const event of state) {
       if (event.pdu.type === MEMBER && event.pdu.state_key !== undefined && typeof event.pdu.content.membership === "string") {
         room.members.set(event.pdu.state_key, { membership: event.pdu.content.membership, roomSeq: event.roomSeq });
@@ -73,11 +83,14 @@ export class MembershipIndex {
     return room;
   }
 
-  /** User IDs currently joined to the room. */
-  async joinedMembers(roomId: string): Promise<string[]> {
-    const room = await this.room(roomId);
+  /** User IDs currently joined to the room (a snapshot: never changed later). */
+  async joinedMembers(roomId: string): Promise<readonly string[]> {
+    const room = this.rooms.get(roomId) ?? (await this.loadRoom(roomId));
+    if (room.joined !== undefined) return room.joined;
     const joined: string[] = [];
     for (const [userId, member] of room.members) if (member.membership === "join") joined.push(userId);
+    // Kept only on the room object the index holds: a room replaced or dropped meanwhile is not.
+    if (this.rooms.get(roomId) === room) room.joined = joined;
     return joined;
   }
 
@@ -97,8 +110,13 @@ export class MembershipIndex {
       const membership = event.content.membership;
       if (typeof membership !== "string") return;
       this.generation += 1;
-      this.users.get(event.stateKey)?.set(roomId, membership);
-      this.rooms.get(roomId)?.members.set(event.stateKey, { membership, roomSeq });
+      const memberships = this.users.get(event.stateKey);
+      if (memberships) this.users.set(event.stateKey, new Map(memberships).set(roomId, membership));
+      const room = this.rooms.get(roomId);
+      if (room) {
+        room.members.set(event.stateKey, { membership, roomSeq });
+        room.joined = undefined;
+      }
     } else if (event.type === HISTORY_VISIBILITY && event.stateKey === "") {
       this.generation += 1;
       const room = this.rooms.get(roomId);

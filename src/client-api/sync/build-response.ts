@@ -104,7 +104,10 @@ async function latestEvents(readers: SyncReaders, userId: string, roomId: string
     // A page of only events beyond `toPos` has nothing to pick.
     if (run.length > 0) {
       scanned += run.length;
-      const visible = new Set((await filterVisibleEvents(storage, roomId, userId, [...run].reverse(), room)).map((e) => e.eventId));
+      const ascending = [...run].reverse();
+      const visibleEvents = await filterVisibleEvents(storage, roomId, userId, ascending, room);
+      // The visible events are a subsequence of the run: as many means all of them (the usual case).
+      const visible = visibleEvents.length === ascending.length ? undefined : new Set(visibleEvents.map((e) => e.eventId));
       for (const event of run) {
         // One more event in the window than fits: the timeline has a gap.
         if (picked.length >= limit) {
@@ -112,7 +115,7 @@ async function latestEvents(readers: SyncReaders, userId: string, roomId: string
           break;
         }
         prevBoundary = event.roomSeq;
-        if (!event.softFailed && visible.has(event.eventId) && eventMatches(filter, event.pdu)) picked.push(event);
+        if (!event.softFailed && (visible === undefined || visible.has(event.eventId)) && eventMatches(filter, event.pdu)) picked.push(event);
       }
     }
     if (limited || reachedStart) break;
@@ -149,7 +152,8 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
     list.push(change);
     changedRooms.set(change.roomId, list);
   }
-  const wanted = (roomId: string): boolean => roomMatches({ notRooms: filter.notRooms, ...(filter.rooms ? { rooms: filter.rooms } : {}) }, roomId);
+  const roomFilter = filter.rooms ? { notRooms: filter.notRooms, rooms: filter.rooms } : { notRooms: filter.notRooms };
+  const wanted = (roomId: string): boolean => roomMatches(roomFilter, roomId);
 
   const accountData = maybe("account_data", userId) ? await storage.accountData.getChanged(userId, sincePos, toPos) : [];
   const roomAccountData = new Map<string, Array<{ type: string; content: JsonObject }>>();
@@ -160,7 +164,14 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
     roomAccountData.set(entry.roomId, list);
   }
 
-  const joinedIds = [...memberships].filter(([roomId, m]) => m === "join" && wanted(roomId)).map(([roomId]) => roomId);
+  // Every room joined (device lists), and those the filter wants (the rest of the response).
+  const allJoinedIds: string[] = [];
+  const joinedIds: string[] = [];
+  for (const [roomId, membership] of memberships) {
+    if (membership !== "join") continue;
+    allJoinedIds.push(roomId);
+    if (wanted(roomId)) joinedIds.push(roomId);
+  }
   const receiptRooms = joinedIds.filter((roomId) => maybe("receipts", roomId));
   const receipts = receiptRooms.length > 0 ? await storage.receipts.getChanged(receiptRooms, sincePos, toPos) : [];
 
@@ -290,7 +301,7 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
     .map((entry) => ({ type: entry.type, content: entry.content }));
 
   // Messages up to `since` were delivered by the sync that issued it; they go once others are read.
-  const inbox = `${userId}\u0000${deviceId}`;
+  const inbox = inboxOf(userId, deviceId);
   let toDevice: Awaited<ReturnType<Storage["toDevice"]["getPending"]>> = [];
   if (readers.toDeviceBacklog.has(inbox) || maybe("to_device", userId)) {
     if (!initial) await storage.toDevice.deleteUpTo(userId, deviceId, sincePos);
@@ -302,15 +313,20 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
   let changedDevices: string[] = [];
   let leftDevices: string[] = [];
   if (!initial) {
-    const sharing = new Set<string>([userId]);
-    for (const roomId of [...memberships].filter(([, m]) => m === "join").map(([id]) => id)) {
-      for (const member of await readers.memberships.joinedMembers(roomId)) sharing.add(member);
+    // The users sharing a room with this one are gathered only when some device list changed since
+    // the token or someone may have left: most long-polls have neither.
+    let listsChanged: string[] = [];
+    if (leftCandidates.size > 0 || changeCache.streamMayHaveChanged("device_lists", sincePos)) {
+      const sharing = new Set<string>([userId]);
+      for (const roomId of allJoinedIds) {
+        for (const member of await readers.memberships.joinedMembers(roomId)) sharing.add(member);
+      }
+      if (changeCache.anyMayHaveChanged("device_lists", sharing, sincePos)) listsChanged = await storage.keys.getDeviceListChanges([...sharing], sincePos, toPos);
+      // Client-Server API "Tracking the device list for a user": `left` lists users with whom the
+      // syncing user no longer shares any room.
+      leftDevices = [...leftCandidates].filter((u) => u !== userId && !sharing.has(u));
     }
-    const listsChanged = changeCache.anyMayHaveChanged("device_lists", sharing, sincePos) ? await storage.keys.getDeviceListChanges([...sharing], sincePos, toPos) : [];
     changedDevices = [...new Set([...listsChanged, ...deviceListUsers])].filter((u) => u.length > 0);
-    // Client-Server API "Tracking the device list for a user": `left` lists users with whom the
-    // syncing user no longer shares any room.
-    leftDevices = [...leftCandidates].filter((u) => u !== userId && !sharing.has(u));
   }
 
   const { oneTimeKeyCounts: otkCounts, unusedFallbackAlgorithms: fallbackTypes } = await keyCounts.get(userId, deviceId);
@@ -332,6 +348,26 @@ export async function buildSyncResponse(readers: SyncReaders, request: SyncReque
     toDevice.length === 0 &&
     changedDevices.length === 0;
   return { body, empty };
+}
+
+const inboxOf = (userId: string, deviceId: string): string => `${userId}\u0000${deviceId}`;
+
+/**
+ * Whether an incremental sync at (`toPos`, `typingSerial`) certainly has nothing to return, so a
+ * long-poll may start waiting without computing its empty answer. True only when the token is
+ * already at `toPos` (the stream window (since, toPos] is empty), typing in none of the user's
+ * rooms changed since the token, no to-device messages are left over from the last sync (they
+ * are read again whatever the token), and `full_state` was not asked for. Each of buildSyncResponse's
+ * parts is then empty, whatever the filter.
+ */
+export function nothingNewSince(readers: Pick<SyncReaders, "typing" | "toDeviceBacklog">, request: SyncRequest, memberships: ReadonlyMap<string, string>, toPos: number, typingSerial: number): boolean {
+  const { since } = request;
+  if (since === undefined || request.fullState || since.streamPos < toPos) return false;
+  if (readers.toDeviceBacklog.has(inboxOf(request.userId, request.deviceId))) return false;
+  if (since.typingSerial !== typingSerial) {
+    for (const roomId of memberships.keys()) if (readers.typing.changedSince(roomId, since.typingSerial)) return false;
+  }
+  return true;
 }
 
 /** The boundary after the last event with streamPos <= toPos. */

@@ -14,15 +14,17 @@ import type { ChangeStream } from "../contracts.js";
 const MAX_ENTITIES = 100_000;
 
 export class StreamChangeCache {
-  private readonly streams = new Map<ChangeStream, { floor: number; last: Map<string, number> }>();
+  /** Per stream: the floor, each entity's last change, and the last change of any entity. */
+  private readonly streams = new Map<ChangeStream, { floor: number; last: Map<string, number>; max: number }>();
 
   /** `floor`: the highest stream position committed before this process started. */
   constructor(private readonly floor: number) {}
 
   record(stream: ChangeStream, entities: Iterable<string>, streamPos: number): void {
     let entry = this.streams.get(stream);
-    if (!entry) this.streams.set(stream, (entry = { floor: this.floor, last: new Map() }));
+    if (!entry) this.streams.set(stream, (entry = { floor: this.floor, last: new Map(), max: 0 }));
     for (const entity of entities) {
+      if (streamPos > entry.max) entry.max = streamPos;
       if ((entry.last.get(entity) ?? 0) >= streamPos) continue;
       if (entry.last.size >= MAX_ENTITIES) {
         for (const pos of entry.last.values()) if (pos > entry.floor) entry.floor = pos;
@@ -38,6 +40,13 @@ export class StreamChangeCache {
     const floor = entry?.floor ?? this.floor;
     if (sincePos < floor) return true;
     return (entry?.last.get(entity) ?? 0) > sincePos;
+  }
+
+  /** False only when certainly no entity has a change in `stream` after `sincePos`. */
+  streamMayHaveChanged(stream: ChangeStream, sincePos: number): boolean {
+    const entry = this.streams.get(stream);
+    if (sincePos < (entry?.floor ?? this.floor)) return true;
+    return (entry?.max ?? 0) > sincePos;
   }
 
   /** Whether any of `entities` may have changed after `sincePos`. */

@@ -4,7 +4,8 @@
 // A request computes the response for (since, visible]; when it is empty and `timeout` allows, it
 // waits on the user's key and the keys of the rooms they are in (notifier.ts), then computes
 // again. The waiter is registered before computing, so a change that commits meanwhile still
-// wakes it.
+// wakes it. A long-poll whose token is already current (the usual case: the client just got the
+// last answer) waits without computing, unless typing or left-over to-device messages say otherwise.
 import type { Logger } from "pino";
 import { EventDecorator } from "../../rooms/event-decorator.js";
 import type { MembershipIndex } from "../../rooms/membership-index.js";
@@ -13,12 +14,23 @@ import { TransactionEchoes } from "../../rooms/transaction-echoes.js";
 import type { Storage } from "../../storage/ports.js";
 import type { StreamTracker } from "../../storage/stream-tracker.js";
 import type { SyncNotifier } from "../contracts.js";
-import { buildSyncResponse, type SyncReaders, type SyncRequest } from "./build-response.js";
+import { buildSyncResponse, nothingNewSince, type SyncReaders, type SyncRequest } from "./build-response.js";
 import { StreamChangeCache } from "./change-cache.js";
 import { KeyCountsCache } from "./key-counts.js";
 import { roomKey, SyncWaiters, userKey } from "./notifier.js";
 import { TypingTracker } from "./typing.js";
 import type { JsonObject } from "../../core/json.js";
+
+/**
+ * The client end of one /sync request. A long-poll whose client has gone stops waiting. Only a
+ * sync that is about to wait asks to hear of it, so an answer given at once costs no listener.
+ */
+export interface SyncClient {
+  /** Whether the client has closed the connection before the answer was written. */
+  gone(): boolean;
+  /** Calls `listener` once if the client goes later (at most one call per request). */
+  onGone(listener: () => void): void;
+}
 
 /** Longest a sync is held, whatever `timeout` the client asks for. */
 export const MAX_SYNC_TIMEOUT_MS = 60_000;
@@ -32,7 +44,7 @@ export interface SyncEngine {
   /** Shared with the room service, whose writer keeps it current: timelines are read from it. */
   readonly recentEvents: RecentEvents;
   /** One /sync: returns at once when there is something new, else waits up to `timeoutMs`. */
-  sync(request: SyncRequest, timeoutMs: number, signal: AbortSignal): Promise<JsonObject>;
+  sync(request: SyncRequest, timeoutMs: number, client: SyncClient): Promise<JsonObject>;
   /** Ends every waiting long-poll (graceful shutdown). */
   close(): void;
   /** /sync requests being answered or waiting now (metrics). */
@@ -60,6 +72,18 @@ export function createSyncEngine(deps: {
   const readers: SyncReaders = { storage, decorator, typing, changes, memberships, recentEvents, keyCounts, toDeviceBacklog: new Set() };
   let closed = false;
   let inProgress = 0;
+  // The keys a user's long-poll waits on, per version of their memberships (the index replaces a
+  // user's map whenever it changes, so a map seen before has the same rooms).
+  const waitKeysByMemberships = new WeakMap<ReadonlyMap<string, string>, string[]>();
+  const waitKeysOf = (userId: string, rooms: ReadonlyMap<string, string>): string[] => {
+    let keys = waitKeysByMemberships.get(rooms);
+    if (keys === undefined) {
+      keys = [userKey(userId)];
+      for (const roomId of rooms.keys()) keys.push(roomKey(roomId));
+      waitKeysByMemberships.set(rooms, keys);
+    }
+    return keys;
+  };
 
   const notifier: SyncNotifier = {
     notifyUsers: (userIds, streamPos) => waiters.notifyUsers(userIds, streamPos),
@@ -78,30 +102,35 @@ export function createSyncEngine(deps: {
     transactions,
     decorator,
     recentEvents,
-    async sync(request, timeoutMs, signal) {
+    async sync(request, timeoutMs, client) {
       const deadline = now() + Math.min(timeoutMs, MAX_SYNC_TIMEOUT_MS);
       let cancelWait: (() => void) | undefined;
-      const onAbort = (): void => cancelWait?.();
-      signal.addEventListener("abort", onAbort, { once: true });
+      let watching = false;
+      // One last look, so a change that woke us at the deadline (or as the client left) is not lost.
+      const lastLook = async (): Promise<JsonObject> => (await buildSyncResponse(readers, request, streams.visible, typing.currentSerial)).body;
       inProgress += 1;
       try {
         for (;;) {
           const rooms = await memberships.membershipsOf(request.userId);
-          const keys = [userKey(request.userId), ...[...rooms.keys()].map(roomKey)];
           const remaining = deadline - now();
           // Registered before computing: a change committed while computing still wakes it.
-          const waiting = remaining > 0 && !closed && !signal.aborted ? waiters.wait(keys, remaining) : undefined;
-          cancelWait = waiting?.cancel;
+          const waiting = remaining > 0 && !closed ? waiters.wait(waitKeysOf(request.userId, rooms), remaining) : undefined;
           try {
             const toPos = streams.visible;
             const typingSerial = typing.currentSerial;
-            const { body, empty } = await buildSyncResponse(readers, request, toPos, typingSerial);
-            if (!empty || waiting === undefined || signal.aborted || closed) return body;
-            await waiting.woken;
-            if (signal.aborted || closed || now() >= deadline) {
-              // One last look, so a change that woke us at the deadline is not lost.
-              return (await buildSyncResponse(readers, request, streams.visible, typing.currentSerial)).body;
+            // A long-poll that arrives with the current token (the usual case) waits at once.
+            if (waiting === undefined || !nothingNewSince(readers, request, rooms, toPos, typingSerial)) {
+              const { body, empty } = await buildSyncResponse(readers, request, toPos, typingSerial);
+              if (!empty || waiting === undefined || closed) return body;
             }
+            if (!watching) {
+              watching = true;
+              client.onGone(() => cancelWait?.());
+            }
+            if (client.gone()) return await lastLook();
+            cancelWait = waiting.cancel;
+            await waiting.woken;
+            if (client.gone() || closed || now() >= deadline) return await lastLook();
           } finally {
             waiting?.cancel();
             cancelWait = undefined;
@@ -109,7 +138,6 @@ export function createSyncEngine(deps: {
         }
       } finally {
         inProgress -= 1;
-        signal.removeEventListener("abort", onAbort);
       }
     },
     inProgress: () => inProgress,

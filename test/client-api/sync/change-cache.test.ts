@@ -23,3 +23,15 @@ test("tokens from before start-up (below the floor) count as changed for every e
   cache.record("device_lists", ["@b:x"], 11);
   expect(cache.anyMayHaveChanged("device_lists", ["@a:x", "@b:x"], 10)).toBe(true);
 });
+
+test("a stream with no change after the token may be skipped as a whole; any entity's change counts", () => {
+  const cache = new StreamChangeCache(10);
+  expect(cache.streamMayHaveChanged("device_lists", 10)).toBe(false);
+  // Below the floor nothing is known.
+  expect(cache.streamMayHaveChanged("device_lists", 9)).toBe(true);
+  cache.record("device_lists", ["@a:x", "@b:x"], 12);
+  cache.record("device_lists", ["@a:x"], 11);
+  expect(cache.streamMayHaveChanged("device_lists", 11)).toBe(true);
+  expect(cache.streamMayHaveChanged("device_lists", 12)).toBe(false);
+  expect(cache.streamMayHaveChanged("receipts", 10)).toBe(false);
+});
