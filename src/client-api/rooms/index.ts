@@ -34,8 +34,7 @@ function reasonOf(body: JsonObject): string | undefined {
 
 /** Routes for: sync, send, createRoom, state, event, messages, members, joined_members, joined_rooms, join,
  *  invite, leave, forget, kick, ban, unban, knock, redact, typing, receipt, read_markers, aliases, context,
- *  registered on `router` with their paths relative to /_matrix/client. The two hot routes, sync and send,
- *  come first: express tries a router's routes in order. */
+ *  registered on `router` with their paths relative to /_matrix/client. */
 export function mountRoomsApi(router: Router, ctx: ClientApiContext, rooms: RoomService, sync: SyncEngine): void {
   const auth = requireAuth(ctx.authenticator);
   const { queries } = rooms;
