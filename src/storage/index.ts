@@ -3,7 +3,7 @@
 import type { Knex } from "knex";
 import { createKnex } from "./knex/connection.js";
 import { createKnexStorage } from "./knex/storage.js";
-import { SqliteHotPath, sqliteConnectionOf } from "./knex/sqlite-hot-path.js";
+import { createSqliteHotPath } from "./knex/sqlite-hot-path.js";
 import { migrationSource } from "./migrations/index.js";
 import type { Storage } from "./ports.js";
 
@@ -22,7 +22,7 @@ export async function openStorage(settings: DatabaseSettings, options: { migrate
     await knex.destroy();
     throw error;
   }
-  return createKnexStorage(knex, settings.engine, settings.engine === "sqlite" ? new SqliteHotPath(await sqliteConnectionOf(knex)) : undefined);
+  return createKnexStorage(knex, settings.engine, settings.engine === "sqlite" ? await createSqliteHotPath(knex) : undefined);
 }
 
 /** Runs pending migrations only (the `bobbin migrate` command). */

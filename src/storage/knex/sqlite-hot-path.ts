@@ -9,9 +9,11 @@
 // better-sqlite3 runs each statement to completion on the JS thread:
 // - inside `storage.transaction`, the work holds that connection in its transaction (and
 //   savepoint), so a statement run now is part of it, exactly like the knex query it replaces;
-// - outside one, a read runs only when no transaction is open on the connection (an autocommit
-//   read, as knex's would be); while a group-commit batch is open, it would see the batch's
-//   uncommitted writes, so the caller falls back to knex, whose pool waits for the batch.
+// - outside one, a read runs only while the connection sits idle in knex's pool, i.e. exactly
+//   when knex would run the same autocommit read at once. While anything holds it — a
+//   group-commit batch, whose writes are uncommitted, or the group commit waiting for the WAL
+//   sync that makes a commit durable (group-commit.ts) — the caller falls back to knex, whose
+//   pool waits for it.
 import type BetterSqlite3 from "better-sqlite3";
 
 /** One row of `events` (see 0001-initial-schema.ts), booleans as SQLite stores them. */
@@ -30,11 +32,19 @@ export interface EventRow {
 }
 
 export class SqliteHotPath {
-  constructor(private readonly db: BetterSqlite3.Database) {}
+  /** `connectionIdle`: whether nothing holds the connection (knex's pool has it free). */
+  constructor(
+    private readonly db: BetterSqlite3.Database,
+    private readonly connectionIdle: () => boolean,
+  ) {}
 
-  /** Whether a statement may run now: the connection is open and `inTransaction` matches its state. */
+  /**
+   * Whether a statement may run now: inside a transaction (the caller's, which holds the
+   * connection), or outside any while the connection is idle.
+   */
   usable(inTransaction: boolean): boolean {
-    return this.db.open && this.db.inTransaction === inTransaction;
+    if (!this.db.open) return false;
+    return inTransaction ? this.db.inTransaction : !this.db.inTransaction && this.connectionIdle();
   }
 
   clientTxnEventId(userId: string, deviceId: string, txnId: string): string | undefined {
@@ -64,14 +74,20 @@ export class SqliteHotPath {
   }
 }
 
+/** knex's client and its tarn pool, as far as used here (knex types `client` as `any`). */
+interface PooledClient {
+  acquireConnection(): Promise<BetterSqlite3.Database>;
+  releaseConnection(connection: BetterSqlite3.Database): Promise<void>;
+  pool?: { numUsed(): number } | null;
+}
+
 /**
- * The connection knex's SQLite pool holds (one, kept for the process's life: connection.ts), taken
- * once at start-up for SqliteHotPath.
+ * The hot path on the connection knex's SQLite pool holds (one, kept for the process's life:
+ * connection.ts), taken once at start-up.
  */
-export async function sqliteConnectionOf(knex: { client: unknown }): Promise<BetterSqlite3.Database> {
-  // knex types `client` as `any`; these two methods are its pool's.
-  const client = knex.client as { acquireConnection(): Promise<BetterSqlite3.Database>; releaseConnection(connection: BetterSqlite3.Database): Promise<void> };
+export async function createSqliteHotPath(knex: { client: unknown }): Promise<SqliteHotPath> {
+  const client = knex.client as PooledClient;
   const connection = await client.acquireConnection();
   await client.releaseConnection(connection);
-  return connection;
+  return new SqliteHotPath(connection, () => client.pool?.numUsed() === 0);
 }
