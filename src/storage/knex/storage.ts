@@ -11,7 +11,7 @@ import { type Engine, toNumber } from "./db.js";
 import { createEventsRepo } from "./events.js";
 import { createFederationRepo, DestSetCache } from "./federation.js";
 import { createFiltersRepo } from "./filters.js";
-import { createGroupCommit } from "./group-commit.js";
+import { createGroupCommit, type SyncFile } from "./group-commit.js";
 import { createKeysRepo } from "./keys.js";
 import { createMlsRepo } from "./mls.js";
 import { createPurgeRepo } from "./purge.js";
@@ -50,7 +50,8 @@ export function createRepos(knex: Knex, engine: Engine, revoked: (revocation: Ac
   };
 }
 
-export function createKnexStorage(knex: Knex, engine: Engine): Storage {
+/** `syncWal`: how a SQLite group commit syncs the WAL (group-commit.ts); tests hold or fail it. */
+export function createKnexStorage(knex: Knex, engine: Engine, options: { syncWal?: SyncFile } = {}): Storage {
   const destSets = new DestSetCache();
   const revocationListeners: Array<(revocation: AccessRevocation) => void> = [];
   const announce = (revocation: AccessRevocation): void => {
@@ -59,8 +60,8 @@ export function createKnexStorage(knex: Knex, engine: Engine): Storage {
   // SQLite commits with an fsync each on its one connection: batching concurrent transactions
   // into one commit is what lets it keep up. PostgreSQL runs transactions in parallel on its pool
   // and already shares WAL flushes between concurrent commits.
-  const runTransaction: <T>(work: (trx: Knex.Transaction) => Promise<T>) => Promise<T> =
-    engine === "sqlite" ? createGroupCommit(knex, engine, { maxBatch: MAX_GROUP_COMMIT_BATCH }) : (work) => knex.transaction(work);
+  const groupCommit = engine === "sqlite" ? createGroupCommit(knex, engine, { maxBatch: MAX_GROUP_COMMIT_BATCH, syncFile: options.syncWal }) : undefined;
+  const runTransaction: <T>(work: (trx: Knex.Transaction) => Promise<T>) => Promise<T> = groupCommit?.transaction ?? ((work) => knex.transaction(work));
 
   return {
     engine,
@@ -91,7 +92,9 @@ export function createKnexStorage(knex: Knex, engine: Engine): Storage {
     },
 
     async close() {
+      // Waits for the connection, so for any WAL sync in flight, before the WAL file is closed.
       await knex.destroy();
+      groupCommit?.close();
     },
   };
 }
