@@ -93,6 +93,8 @@ export function createGroupCommit(knex: Knex, engine: Engine, options: GroupComm
   const syncFile = options.syncFile ?? promisify(fdatasync);
   const queue: QueuedWork[] = [];
   let draining = false;
+  /** Wakes a connection held for a WAL sync when a work arrives (pipelining, in commitOn). */
+  let onArrival: (() => void) | undefined;
   /**
    * Set once a WAL sync failed; from then on every transaction is refused. After a failed fsync
    * the kernel may have dropped the unwritten pages and marked them clean, so a later fsync can
@@ -159,22 +161,27 @@ export function createGroupCommit(knex: Knex, engine: Engine, options: GroupComm
       return;
     }
     const walSync = createWalSync(() => syncFile(walFd));
-    sqlite.prepare("PRAGMA synchronous = NORMAL").run();
+    // pragma() compiles the statement each time: SQLite applies these PRAGMAs when it compiles
+    // them, so a statement handed out again by the prepared-statement cache (connection.ts) would
+    // not be a reliable way to switch.
+    sqlite.pragma("synchronous = NORMAL");
     try {
       for (;;) {
         walSync.cover(await runBatch(connection, sqlite));
         if (!walSync.running) break;
-        // Pipelining: the next batch runs while the WAL syncs, unless a query outside batches
-        // waits for the connection — then it gets it once the sync is done, as it would have
-        // got it after the batch's COMMIT under FULL.
+        // Pipelining: works that arrive while the WAL syncs form the next batch at once, unless
+        // a query outside batches waits for the connection — then it gets it once the sync is
+        // done, as it would have got it after the batch's COMMIT under FULL.
+        if (queue.length === 0) await Promise.race([walSync.settled(), new Promise<void>((resolve) => (onArrival = resolve))]);
+        onArrival = undefined;
         await new Promise<void>((resolve) => setImmediate(resolve));
-        if (failure || queue.length === 0 || (client.pool?.numPendingAcquires() ?? 0) > 0) break;
+        if (failure || !walSync.running || queue.length === 0 || (client.pool?.numPendingAcquires() ?? 0) > 0) break;
       }
       await walSync.settled();
     } finally {
-      sqlite.prepare("PRAGMA synchronous = FULL").run();
+      sqlite.pragma("synchronous = FULL");
     }
-    if (failure) sqlite.prepare("PRAGMA query_only = ON").run();
+    if (failure) sqlite.pragma("query_only = ON");
   }
 
   /**
@@ -206,6 +213,10 @@ export function createGroupCommit(knex: Knex, engine: Engine, options: GroupComm
     return {
       cover(committed) {
         if (committed.length === 0) return;
+        if (failure) {
+          for (const { item } of committed) item.reject(failure);
+          return;
+        }
         waiting.push(...committed);
         running ??= run();
       },
@@ -289,6 +300,7 @@ export function createGroupCommit(knex: Knex, engine: Engine, options: GroupComm
       if (failure) return Promise.reject(failure);
       return new Promise<T>((resolve, reject) => {
         queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+        onArrival?.();
         if (!draining) {
           draining = true;
           void drain();
