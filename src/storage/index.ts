@@ -22,7 +22,7 @@ export async function openStorage(settings: DatabaseSettings, options: { migrate
     await knex.destroy();
     throw error;
   }
-  return createKnexStorage(knex, settings.engine, settings.engine === "sqlite" ? await createSqliteHotPath(knex) : undefined);
+  return createKnexStorage(knex, settings.engine, settings.engine === "sqlite" ? { hotPath: await createSqliteHotPath(knex) } : {});
 }
 
 /** Runs pending migrations only (the `bobbin migrate` command). */

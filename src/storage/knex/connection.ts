@@ -80,7 +80,9 @@ export function createKnex(settings: DatabaseSettings): Knex {
             // then lost it would hand N to a different event, forking the room's linear log. DESIGN
             // "Nothing is acknowledged before it is durable". Measured on the 2-core dev VM, 1,000
             // single-event transactions: FULL 0.7–1.4 ms each, NORMAL 0.33–0.8 ms; batching events
-            // per transaction amortises the fsync.
+            // per transaction amortises the fsync. FULL is what every write outside
+            // storage.transaction gets; the group commit (group-commit.ts) runs its batches under
+            // NORMAL and makes the same sync itself, off the main thread, before answering anyone.
             connection.pragma("synchronous = FULL");
             connection.pragma("foreign_keys = ON");
             // Another process (a `bobbin migrate`, a backup) holding the lock: wait, do not fail.

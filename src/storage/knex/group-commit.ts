@@ -1,20 +1,47 @@
 // Group commit: storage transactions that arrive while one is running share the next database
-// transaction, so that one commit — one fsync of the SQLite WAL under synchronous=FULL (see
-// connection.ts) — makes a whole batch durable instead of one transaction each.
+// transaction, so that one commit and one sync of the SQLite WAL make a whole batch durable
+// instead of one transaction each.
 //
 // Each caller's `work` still behaves as its own transaction:
 // 1. it runs alone, after the works before it in the batch, in its own SAVEPOINT (a knex nested
 //    transaction), so it sees what they wrote, exactly as if they had committed before it;
 // 2. a `work` that fails is rolled back to its savepoint — only its own writes are undone — and
 //    only its caller is rejected, at once; the batch goes on;
-// 3. callers whose work succeeded are resolved only after the batch's COMMIT returned, i.e. once
-//    their writes are durable (DESIGN "Nothing is acknowledged before it is durable"); if the
-//    commit fails, every one of them is rejected.
-// 4. works run in the order their `transaction` calls were made (a FIFO queue): the room writer
-//    relies on it to queue a room's appends one after another without waiting for each commit
-//    (room-writer.ts "Pipelining").
+// 3. callers whose work succeeded are resolved only once their writes are durable (DESIGN
+//    "Nothing is acknowledged before it is durable"): after the batch's COMMIT and then a sync of
+//    the WAL that began after that COMMIT (below); if either fails, every one of them is rejected;
+// 4. works run in the order their `transaction` calls were made (a FIFO queue), and callers are
+//    resolved in that order too: the room writer relies on it to queue a room's appends one after
+//    another without waiting for each commit (room-writer.ts "Pipelining").
 // A nested transaction refuses queries once it has settled ("Transaction query already complete"),
 // so a query a `work` leaves running cannot slip into a later work's savepoint or the batch.
+//
+// The WAL sync off the main thread. Under synchronous=FULL (connection.ts) SQLite's COMMIT fsyncs
+// the WAL itself, and better-sqlite3 runs it on the one JS thread: ~1.25 ms of a blocked server
+// per batch. A batch therefore commits under synchronous=NORMAL, with which "no sync operations
+// occur during most transactions" in WAL mode (https://www.sqlite.org/pragma.html#pragma_synchronous):
+// COMMIT only write()s the batch's frames to the `-wal` file, and the group commit then
+// fdatasync()s that file on libuv's thread pool before resolving anyone. That is the sync FULL
+// would have made — in WAL mode a commit is durable once its frames are on disk, recovery replays
+// them (https://www.sqlite.org/wal.html) — minus FULL's padding to a sector boundary, which SQLite
+// skips anyway on a powersafe-overwrite device (its default, SQLITE_POWERSAFE_OVERWRITE=1).
+// What NORMAL still syncs itself stays on the main thread and is as safe as before: the WAL
+// header when the WAL restarts after a checkpoint, and the WAL and the database around each
+// checkpoint (autocheckpoint runs inside a COMMIT every ~1,000 pages of WAL). The WAL file keeps
+// its inode while the database is open — SQLite deletes it only when the last connection closes,
+// and restarts or truncates it in place — so one descriptor, opened once per connection, serves.
+// synchronous is per connection and cannot change inside a transaction; it is FULL again before
+// the connection goes back to the pool, so autocommit writes outside `transaction` keep their own
+// fsync.
+//
+// The connection stays with the group commit until the sync is done: no query outside a batch can
+// read a commit before it is durable (as under FULL, where COMMIT blocked everything), so nothing
+// not durable can reach a client by another path (a /messages, an /event). Meanwhile the main
+// thread is free, and when no query waits for the connection the next batch runs during the sync
+// (pipelining); one later sync covers every batch committed before it began.
+import { closeSync, fdatasync, openSync } from "node:fs";
+import { resolve as resolvePath } from "node:path";
+import { promisify } from "node:util";
 import type { Knex } from "knex";
 import type BetterSqlite3 from "better-sqlite3";
 import type { Engine } from "./db.js";
@@ -25,83 +52,261 @@ interface QueuedWork {
   reject(error: unknown): void;
 }
 
+/** A work that ran and succeeded, with its result, awaiting durability. */
+interface CommittedWork {
+  item: QueuedWork;
+  value: unknown;
+}
+
 export type RunTransaction = <T>(work: (trx: Knex.Transaction) => Promise<T>) => Promise<T>;
+
+/** Makes durable what has been written to the open file `fd`. */
+export type SyncFile = (fd: number) => Promise<void>;
+
+export interface GroupCommitOptions {
+  /** Most works one batch holds: bounds how long queries outside transactions wait for it. */
+  maxBatch: number;
+  /** The WAL sync; by default fdatasync on libuv's thread pool. Tests hold it, or fail it. */
+  syncFile?: SyncFile;
+}
+
+export interface GroupCommit {
+  transaction: RunTransaction;
+  /** Closes the WAL file descriptor; call after the knex pool is destroyed (no batch runs then). */
+  close(): void;
+}
+
+/** The tarn pool knex keeps on its client, and its connection hand-out (`client` is `any`). */
+interface KnexClient {
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(connection: unknown): Promise<void>;
+  pool?: { numPendingAcquires(): number } | null;
+}
 
 /**
  * A `transaction(work)` that batches concurrent calls into one database transaction of at most
- * `maxBatch` works. While a batch runs, its callers hold the (only, on SQLite) connection, as one
- * transaction did before; `maxBatch` bounds how long queries outside transactions wait for it.
+ * `maxBatch` works. While a batch runs and its WAL sync is in flight, the group commit holds the
+ * (only, on SQLite) connection, as one transaction did before.
  */
-export function createGroupCommit(knex: Knex, engine: Engine, options: { maxBatch: number }): RunTransaction {
+export function createGroupCommit(knex: Knex, engine: Engine, options: GroupCommitOptions): GroupCommit {
+  const client = knex.client as KnexClient;
+  const syncFile = options.syncFile ?? promisify(fdatasync);
   const queue: QueuedWork[] = [];
   let draining = false;
+  /** Wakes a connection held for a WAL sync when a work arrives (pipelining, in commitOn). */
+  let onArrival: (() => void) | undefined;
+  /**
+   * Set once a WAL sync failed; from then on every transaction is refused. After a failed fsync
+   * the kernel may have dropped the unwritten pages and marked them clean, so a later fsync can
+   * succeed without them ("fsyncgate"): nothing written after the failure can be promised
+   * durable, and a commit made on top of lost frames would be cut off with them at recovery, as
+   * the WAL's checksums chain each frame to those before it. PostgreSQL PANICs in this case; we
+   * fail as loudly without owning the process: the batches awaiting the sync and all later ones
+   * are rejected, and the connection is made query_only, so that autocommit writes fail too.
+   * Reads still work and may show the rejected commits; restarting recovers from what is on
+   * disk.
+   */
+  let failure: Error | undefined;
+  /** The WAL descriptor of the pool's connection (`fd` undefined: it has no WAL file to sync). */
+  let walFile: { connection: BetterSqlite3.Database; fd: number | undefined } | undefined;
+
+  function fail(error: unknown): Error {
+    failure ??= new Error("storage refuses writes: syncing the SQLite WAL failed, so what was committed may not be durable; restart to recover", { cause: error });
+    return failure;
+  }
 
   async function drain(): Promise<void> {
     try {
       while (queue.length > 0) {
-        // A batch runs on promise callbacks alone and better-sqlite3's COMMIT blocks the thread
-        // through its fsync, so nothing could arrive while a batch runs: requests received
-        // meanwhile wait in their sockets. Yielding once to the event loop lets them reach
-        // their `transaction` call and join the next batch.
+        // Yielding once to the event loop lets requests received meanwhile (while a batch ran on
+        // promise callbacks alone, or COMMIT blocked the thread) reach their `transaction` call
+        // and join the next batch.
         await new Promise<void>((resolve) => setImmediate(resolve));
-        await runBatch();
+        if (failure) {
+          for (const item of queue.splice(0)) item.reject(failure);
+          return;
+        }
+        let connection: unknown;
+        try {
+          connection = await client.acquireConnection();
+        } catch (error) {
+          // The pool is closed, or timed out: the works that would have formed this batch fail
+          // with that error rather than be retried at once, forever.
+          for (const item of queue.splice(0, options.maxBatch)) item.reject(error);
+          continue;
+        }
+        try {
+          await commitOn(connection);
+        } catch (error) {
+          // Only PRAGMAs can throw here (runBatch rejects its own works), on a broken connection:
+          // a batch may have committed under NORMAL, so nothing can be promised any more.
+          fail(error);
+        } finally {
+          void client.releaseConnection(connection);
+        }
       }
     } finally {
       draining = false;
     }
   }
 
-  async function runBatch(): Promise<void> {
-    /** Works that ran and succeeded, with their results, awaiting the commit. */
-    const succeeded: Array<{ item: QueuedWork; value: unknown }> = [];
-    let began = false;
-    try {
-      await knex.transaction(async (outer) => {
-        began = true;
-        const sqlite = engine === "sqlite" ? await rawSqliteConnection(outer) : undefined;
-        // Works arriving while the batch runs join it, up to maxBatch.
-        while (succeeded.length < options.maxBatch && queue.length > 0) {
-          const item = queue.shift()!;
-          let failed = false;
-          try {
-            succeeded.push({ item, value: await outer.transaction((inner) => item.work(inner)) });
-          } catch (error) {
-            failed = true;
-            item.reject(error);
-          }
-          // Some SQLite errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM, ...) roll back the whole
-          // transaction, not just the statement; what ran before is then gone, and anything run
-          // now would autocommit. Stop: the batch is rejected below.
-          if (sqlite && !sqlite.inTransaction) {
-            throw new Error(`group commit: the database rolled back the transaction${failed ? " after a work failed" : ""}`);
-          }
-        }
-      });
-    } catch (error) {
-      for (const { item } of succeeded) item.reject(error);
-      // No transaction could be begun (the pool is closed, or timed out): the works that would
-      // have formed this batch fail with that error rather than be retried at once, forever.
-      if (!began) for (const item of queue.splice(0, options.maxBatch)) item.reject(error);
+  /** Runs batches on `connection`, which the caller holds, until each is durable. */
+  async function commitOn(connection: unknown): Promise<void> {
+    const sqlite = engine === "sqlite" ? (connection as BetterSqlite3.Database) : undefined;
+    const walFd = sqlite ? walFdOf(sqlite) : undefined;
+    if (sqlite === undefined || walFd === undefined) {
+      // Nothing to sync apart (`:memory:`, or no WAL file yet): COMMIT syncs under the
+      // connection's own synchronous=FULL, as it did before.
+      for (const { item, value } of await runBatch(connection, sqlite)) item.resolve(value);
       return;
     }
-    for (const { item, value } of succeeded) item.resolve(value);
+    const walSync = createWalSync(() => syncFile(walFd));
+    // pragma() compiles the statement each time: SQLite applies these PRAGMAs when it compiles
+    // them, so a statement handed out again by the prepared-statement cache (connection.ts) would
+    // not be a reliable way to switch.
+    sqlite.pragma("synchronous = NORMAL");
+    try {
+      for (;;) {
+        walSync.cover(await runBatch(connection, sqlite));
+        if (!walSync.running) break;
+        // Pipelining: works that arrive while the WAL syncs form the next batch at once, unless
+        // a query outside batches waits for the connection — then it gets it once the sync is
+        // done, as it would have got it after the batch's COMMIT under FULL.
+        if (queue.length === 0) await Promise.race([walSync.settled(), new Promise<void>((resolve) => (onArrival = resolve))]);
+        onArrival = undefined;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (failure || !walSync.running || queue.length === 0 || (client.pool?.numPendingAcquires() ?? 0) > 0) break;
+      }
+      await walSync.settled();
+    } finally {
+      sqlite.pragma("synchronous = FULL");
+    }
+    if (failure) sqlite.pragma("query_only = ON");
   }
 
-  return <T>(work: (trx: Knex.Transaction) => Promise<T>): Promise<T> =>
-    new Promise<T>((resolve, reject) => {
-      queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
-      if (!draining) {
-        draining = true;
-        void drain();
-      }
-    });
-}
+  /**
+   * Resolves committed works once a sync that began after their COMMIT succeeded, strictly in
+   * order: each sync covers every batch committed before it began, and syncs run one at a time.
+   */
+  function createWalSync(sync: () => Promise<void>): { cover(committed: CommittedWork[]): void; readonly running: boolean; settled(): Promise<void> } {
+    let waiting: CommittedWork[] = [];
+    let running: Promise<void> | undefined;
 
-/**
- * The better-sqlite3 connection a knex transaction runs on: a transaction's client hands out the
- * one connection it holds. knex types `client` as `any`; only `acquireConnection` is used.
- */
-async function rawSqliteConnection(trx: Knex.Transaction): Promise<BetterSqlite3.Database> {
-  const client = trx.client as { acquireConnection(): Promise<BetterSqlite3.Database> };
-  return client.acquireConnection();
+    async function run(): Promise<void> {
+      while (waiting.length > 0 && !failure) {
+        const covered = waiting;
+        waiting = [];
+        try {
+          // Through a promise, so that a sync throwing at once still leaves this loop async.
+          await Promise.resolve().then(sync);
+        } catch (error) {
+          for (const { item } of covered) item.reject(fail(error));
+          break;
+        }
+        for (const { item, value } of covered) item.resolve(value);
+      }
+      // After a failure, batches committed since are not durable either (see `failure`).
+      for (const { item } of waiting.splice(0)) item.reject(failure);
+      running = undefined;
+    }
+
+    return {
+      cover(committed) {
+        if (committed.length === 0) return;
+        if (failure) {
+          for (const { item } of committed) item.reject(failure);
+          return;
+        }
+        waiting.push(...committed);
+        running ??= run();
+      },
+      get running() {
+        return running !== undefined;
+      },
+      settled: () => running ?? Promise.resolve(),
+    };
+  }
+
+  /** Runs one batch; returns the works that succeeded and were committed (not yet synced). */
+  async function runBatch(connection: unknown, sqlite: BetterSqlite3.Database | undefined): Promise<CommittedWork[]> {
+    const succeeded: CommittedWork[] = [];
+    let began = false;
+    try {
+      await knex.transaction(
+        async (outer) => {
+          began = true;
+          // Works arriving while the batch runs join it, up to maxBatch.
+          while (succeeded.length < options.maxBatch && queue.length > 0) {
+            // A sync of an earlier batch failed while this one ran: roll it back.
+            if (failure) throw failure;
+            const item = queue.shift()!;
+            let failed = false;
+            try {
+              succeeded.push({ item, value: await outer.transaction((inner) => item.work(inner)) });
+            } catch (error) {
+              failed = true;
+              item.reject(error);
+            }
+            // Some SQLite errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM, ...) roll back the whole
+            // transaction, not just the statement; what ran before is then gone, and anything run
+            // now would autocommit. Stop: the batch is rejected below.
+            if (sqlite && !sqlite.inTransaction) {
+              throw new Error(`group commit: the database rolled back the transaction${failed ? " after a work failed" : ""}`);
+            }
+          }
+        },
+        { connection },
+      );
+    } catch (error) {
+      for (const { item } of succeeded) item.reject(error);
+      // No transaction could be begun: the works that would have formed this batch fail with
+      // that error rather than be retried at once, forever.
+      if (!began) for (const item of queue.splice(0, options.maxBatch)) item.reject(error);
+      return [];
+    }
+    return succeeded;
+  }
+
+  /**
+   * The descriptor of `connection`'s WAL file, opened once per connection; undefined when there
+   * is none to sync: an in-memory database, one not in WAL mode, or a WAL file not created yet
+   * (SQLite creates it on the first read; then this is asked again next time).
+   */
+  function walFdOf(connection: BetterSqlite3.Database): number | undefined {
+    if (walFile?.connection === connection) return walFile.fd;
+    closeWalFile();
+    if (connection.memory || connection.pragma("journal_mode", { simple: true }) !== "wal") {
+      walFile = { connection, fd: undefined };
+      return undefined;
+    }
+    try {
+      // "r+": fsync needs a writable descriptor on some systems (FlushFileBuffers on Windows);
+      // it never creates the file.
+      walFile = { connection, fd: openSync(`${resolvePath(connection.name)}-wal`, "r+") };
+      return walFile.fd;
+    } catch {
+      // Not there yet (ENOENT), or out of descriptors: this batch commits under FULL.
+      return undefined;
+    }
+  }
+
+  function closeWalFile(): void {
+    if (walFile?.fd !== undefined) closeSync(walFile.fd);
+    walFile = undefined;
+  }
+
+  return {
+    transaction: <T>(work: (trx: Knex.Transaction) => Promise<T>): Promise<T> => {
+      if (failure) return Promise.reject(failure);
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+        onArrival?.();
+        if (!draining) {
+          draining = true;
+          void drain();
+        }
+      });
+    },
+    close: closeWalFile,
+  };
 }

@@ -11,7 +11,7 @@ import { type Engine, toNumber } from "./db.js";
 import { createEventsRepo } from "./events.js";
 import { createFederationRepo, DestSetCache } from "./federation.js";
 import { createFiltersRepo } from "./filters.js";
-import { createGroupCommit } from "./group-commit.js";
+import { createGroupCommit, type SyncFile } from "./group-commit.js";
 import { createKeysRepo } from "./keys.js";
 import { createMlsRepo } from "./mls.js";
 import { createPurgeRepo } from "./purge.js";
@@ -90,8 +90,12 @@ class TransactionRepos implements StorageRepos {
   get purge() { return this.repo("purge"); }
 }
 
-/** `hotPath`: on SQLite, the send path's statements without knex (sqlite-hot-path.ts). */
-export function createKnexStorage(knex: Knex, engine: Engine, hotPath?: SqliteHotPath): Storage {
+/**
+ * `hotPath`: on SQLite, the send path's statements without knex (sqlite-hot-path.ts). `syncWal`:
+ * how a SQLite group commit syncs the WAL (group-commit.ts); tests hold or fail it.
+ */
+export function createKnexStorage(knex: Knex, engine: Engine, options: { hotPath?: SqliteHotPath; syncWal?: SyncFile } = {}): Storage {
+  const { hotPath } = options;
   const destSets = new DestSetCache();
   const revocationListeners: Array<(revocation: AccessRevocation) => void> = [];
   const announce = (revocation: AccessRevocation): void => {
@@ -100,8 +104,8 @@ export function createKnexStorage(knex: Knex, engine: Engine, hotPath?: SqliteHo
   // SQLite commits with an fsync each on its one connection: batching concurrent transactions
   // into one commit is what lets it keep up. PostgreSQL runs transactions in parallel on its pool
   // and already shares WAL flushes between concurrent commits.
-  const runTransaction: <T>(work: (trx: Knex.Transaction) => Promise<T>) => Promise<T> =
-    engine === "sqlite" ? createGroupCommit(knex, engine, { maxBatch: MAX_GROUP_COMMIT_BATCH }) : (work) => knex.transaction(work);
+  const groupCommit = engine === "sqlite" ? createGroupCommit(knex, engine, { maxBatch: MAX_GROUP_COMMIT_BATCH, syncFile: options.syncWal }) : undefined;
+  const runTransaction: <T>(work: (trx: Knex.Transaction) => Promise<T>) => Promise<T> = groupCommit?.transaction ?? ((work) => knex.transaction(work));
 
   return {
     engine,
@@ -132,7 +136,9 @@ export function createKnexStorage(knex: Knex, engine: Engine, hotPath?: SqliteHo
     },
 
     async close() {
+      // Waits for the connection, so for any WAL sync in flight, before the WAL file is closed.
       await knex.destroy();
+      groupCommit?.close();
     },
   };
 }
