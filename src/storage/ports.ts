@@ -611,6 +611,11 @@ export interface Storage extends StorageRepos {
   /** The highest stream position stored in any stream table (0 for an empty database). */
   maxStreamPos(): Promise<number>;
   /**
+   * Why this Storage refuses every write from now on, if it does: on SQLite, a failed sync of the
+   * WAL (group-commit.ts). Undefined while writes work. `/health` reports it.
+   */
+  writeFailure(): Error | undefined;
+  /**
    * Calls `listener` for every AccessRevocation this Storage writes, once the write has settled:
    * after the commit of its transaction, or after the statement outside one. It is also called when
    * the transaction failed (a needless call is harmless), so that a cache of token lookups (the auth

@@ -207,11 +207,14 @@ describe("SQLite group commit, WAL synced off the main thread", () => {
     const pipelined = track(log, "pipelined", storage.transaction((tx) => tx.accounts.createUser(user(userId(2)))));
     await until("the pipelined commit", () => committed(2));
 
+    expect(storage.writeFailure()).toBeUndefined();
     calls[0]!.fail(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
     await expect(first).rejects.toThrow(/refuses writes/);
     await expect(first).rejects.toMatchObject({ cause: { code: "EIO" } });
     await expect(pipelined).rejects.toThrow(/refuses writes/);
     expect(log).toEqual(["rejected first", "rejected pipelined"]);
+    // What /health reports.
+    expect(storage.writeFailure()?.message).toMatch(/refuses writes/);
     // The one sync that failed is not retried: a later fsync could succeed without the lost pages.
     expect(calls).toHaveLength(1);
 

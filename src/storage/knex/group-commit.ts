@@ -77,6 +77,8 @@ export interface GroupCommitOptions {
 
 export interface GroupCommit {
   transaction: RunTransaction;
+  /** Set once a WAL sync failed: from then on every transaction is refused (see `failure` below). */
+  failure(): Error | undefined;
   /** Closes the WAL file descriptor; call after the knex pool is destroyed (no batch runs then). */
   close(): void;
 }
@@ -301,6 +303,7 @@ export function createGroupCommit(knex: Knex, engine: Engine, options: GroupComm
   }
 
   return {
+    failure: () => failure,
     transaction: <T>(work: (trx: Knex.Transaction) => Promise<T>): Promise<T> => {
       if (failure) return Promise.reject(failure);
       return new Promise<T>((resolve, reject) => {

@@ -131,6 +131,10 @@ export function createKnexStorage(knex: Knex, engine: Engine, options: { hotPath
       return row?.pos === null || row?.pos === undefined ? 0 : toNumber(row.pos);
     },
 
+    writeFailure() {
+      return groupCommit?.failure();
+    },
+
     poolStats() {
       return poolStatsOf(knex);
     },
