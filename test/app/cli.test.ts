@@ -7,7 +7,12 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { jest } from "@jest/globals";
 import { loadConfig } from "../../src/app/config.js";
+
+// Every test starts `bobbin` in child processes through tsx: a few seconds each on a loaded 2-core
+// machine, over jest's 5 s default (CI saw register-user's two runs take longer).
+jest.setTimeout(30_000);
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const mainTs = join(root, "src", "main.ts");
