@@ -271,7 +271,7 @@ export function describeDatabase(database: DatabaseSettings): string {
   }
 }
 
-/** What express's `trust proxy` accepts: an address, a subnet (`/bits` or `/netmask`), or a named range. */
+/** What `trusted_proxies` accepts (proxy-addr's syntax, which express's `trust proxy` shares): an address, a subnet (`/bits` or `/netmask`), or a named range. */
 function isProxyAddress(entry: string): boolean {
   if (entry === "loopback" || entry === "linklocal" || entry === "uniquelocal") return true;
   const [address, range, ...rest] = entry.split("/");

@@ -17,7 +17,7 @@ function isLimitExceeded(error: unknown): boolean {
 
 /**
  * Middleware: one `per_ip` token per request, keyed by `req.ip` (the connection's address, or the
- * address a trusted proxy reports: express's `trust proxy`, set from config `trusted_proxies`).
+ * address a trusted proxy reports: app/http-app.ts, through proxy-addr, from config `trusted_proxies`).
  * Only when the bucket is empty is the request's access token looked up, to let an exempt
  * requester through: the common path costs no token lookup, and a flood is refused before any.
  */

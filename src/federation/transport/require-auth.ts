@@ -1,4 +1,4 @@
-// The express middleware in front of every authenticated federation endpoint (LM draft "Request
+// The middleware in front of every authenticated federation endpoint (LM draft "Request
 // Authentication"): verifies the X-Matrix headers over the request as received and puts the proven
 // origin in `res.locals.origin`.
 import type { NextFunction, Request, RequestHandler, Response } from "../../app/http/router.js";

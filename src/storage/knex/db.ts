@@ -6,6 +6,16 @@ import type { JsonObject, JsonValue } from "../../core/json.js";
 export type Engine = "sqlite" | "postgres";
 
 /**
+ * knex's client as far as Bobbin uses it: the connection hand-out of its tarn pool, and the pool
+ * (null before knex creates it and after it is destroyed). knex types `client` as `any`.
+ */
+export interface PooledKnexClient<Connection = unknown> {
+  acquireConnection(): Promise<Connection>;
+  releaseConnection(connection: Connection): Promise<void>;
+  pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number; numPendingCreates(): number } | null;
+}
+
+/**
  * A number from an integer column. Our own pg pool parses int8 to numbers (see connection.ts) and
  * better-sqlite3 returns numbers; strings and bigints are still accepted so that an aggregate an
  * engine types differently cannot leak a string to callers.

@@ -49,7 +49,7 @@ import { resolve as resolvePath } from "node:path";
 import { promisify } from "node:util";
 import type { Knex } from "knex";
 import type BetterSqlite3 from "better-sqlite3";
-import type { Engine } from "./db.js";
+import type { Engine, PooledKnexClient } from "./db.js";
 
 interface QueuedWork {
   work: (trx: Knex.Transaction) => Promise<unknown>;
@@ -83,20 +83,13 @@ export interface GroupCommit {
   close(): void;
 }
 
-/** The tarn pool knex keeps on its client, and its connection hand-out (`client` is `any`). */
-interface KnexClient {
-  acquireConnection(): Promise<unknown>;
-  releaseConnection(connection: unknown): Promise<void>;
-  pool?: { numPendingAcquires(): number } | null;
-}
-
 /**
  * A `transaction(work)` that batches concurrent calls into one database transaction of at most
  * `maxBatch` works. While a batch runs and its WAL sync is in flight, the group commit holds the
  * (only, on SQLite) connection, as one transaction did before.
  */
 export function createGroupCommit(knex: Knex, engine: Engine, options: GroupCommitOptions): GroupCommit {
-  const client = knex.client as KnexClient;
+  const client = knex.client as PooledKnexClient;
   const syncFile = options.syncFile ?? promisify(fdatasync);
   const queue: QueuedWork[] = [];
   let draining = false;

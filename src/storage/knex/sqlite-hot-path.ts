@@ -15,6 +15,7 @@
 //   sync that makes a commit durable (group-commit.ts) — the caller falls back to knex, whose
 //   pool waits for it.
 import type BetterSqlite3 from "better-sqlite3";
+import type { PooledKnexClient } from "./db.js";
 
 /** One row of `events` (see 0001-initial-schema.ts), booleans as SQLite stores them. */
 export interface EventRow {
@@ -74,19 +75,12 @@ export class SqliteHotPath {
   }
 }
 
-/** knex's client and its tarn pool, as far as used here (knex types `client` as `any`). */
-interface PooledClient {
-  acquireConnection(): Promise<BetterSqlite3.Database>;
-  releaseConnection(connection: BetterSqlite3.Database): Promise<void>;
-  pool?: { numUsed(): number } | null;
-}
-
 /**
  * The hot path on the connection knex's SQLite pool holds (one, kept for the process's life:
  * connection.ts), taken once at start-up.
  */
 export async function createSqliteHotPath(knex: { client: unknown }): Promise<SqliteHotPath> {
-  const client = knex.client as PooledClient;
+  const client = knex.client as PooledKnexClient<BetterSqlite3.Database>;
   const connection = await client.acquireConnection();
   await client.releaseConnection(connection);
   return new SqliteHotPath(connection, () => client.pool?.numUsed() === 0);

@@ -7,7 +7,7 @@ import { createAliasesRepo } from "./aliases.js";
 import { createAppserviceRepo } from "./appservice.js";
 import { createBlockedRoomsRepo } from "./blocked-rooms.js";
 import { createClientTxnsRepo } from "./client-txns.js";
-import { type Engine, toNumber } from "./db.js";
+import { type Engine, type PooledKnexClient, toNumber } from "./db.js";
 import { createEventsRepo } from "./events.js";
 import { createFederationRepo, DestSetCache } from "./federation.js";
 import { createFiltersRepo } from "./filters.js";
@@ -147,17 +147,9 @@ export function createKnexStorage(knex: Knex, engine: Engine, options: { hotPath
   };
 }
 
-/** The tarn pool knex keeps on its client; the typings do not declare it. */
-interface TarnPool {
-  numUsed(): number;
-  numFree(): number;
-  numPendingAcquires(): number;
-  numPendingCreates(): number;
-}
-
 /** Zeros before the pool exists (knex creates it lazily) and after it was destroyed. */
 function poolStatsOf(knex: Knex): PoolStats {
-  const pool = (knex.client as { pool?: TarnPool | null }).pool;
+  const pool = (knex.client as PooledKnexClient).pool;
   if (!pool) return { used: 0, free: 0, pending: 0 };
   return { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires() + pool.numPendingCreates() };
 }

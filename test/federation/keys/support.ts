@@ -1,5 +1,5 @@
 // Servers on 127.0.0.1 for the key tests: remote homeservers publishing genuinely signed key
-// responses over node:http, Bobbin notaries (the real key routes behind the real express app),
+// responses over node:http, Bobbin notaries (the real key routes behind the real HTTP app),
 // and a KeyFetcher that maps server names to their loopback ports.
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -125,7 +125,7 @@ export class RemoteKeyServer {
   }
 }
 
-/** A Bobbin notary: its own key ring and the real key routes behind the real express app. */
+/** A Bobbin notary: its own key ring and the real key routes behind the real HTTP app. */
 export class BobbinKeyServer {
   private constructor(
     readonly own: OwnKeys,
