@@ -13,7 +13,7 @@ import { createKnex } from "../../src/storage/knex/connection.js";
 import { createGroupCommit, type SyncFile } from "../../src/storage/knex/group-commit.js";
 import { createKnexStorage } from "../../src/storage/knex/storage.js";
 import { migrationSource } from "../../src/storage/migrations/index.js";
-import type { Storage } from "../../src/storage/ports.js";
+import type { Storage, StorageTx } from "../../src/storage/ports.js";
 import { user } from "./builders.js";
 
 const realSync = promisify(fdatasync);
@@ -169,10 +169,35 @@ describe("SQLite group commit, WAL synced off the main thread", () => {
     expect(log).toEqual(["rejected failing", "resolved before", "resolved after"]);
   });
 
+  it("refuses the queries a work left running or started after it settled; the batch commits without them", async () => {
+    await open();
+    let leftRunning: Promise<unknown> | undefined;
+    let kept: StorageTx | undefined;
+    const first = storage.transaction(async (tx) => {
+      await tx.accounts.createUser(user(userId(1)));
+      // Started, not awaited: it would reach the database only after this work returned.
+      leftRunning = tx.accounts.createUser(user(userId(2)));
+      leftRunning.catch(() => {});
+      kept = tx;
+    });
+    let throughKept: Promise<unknown> | undefined;
+    const second = storage.transaction(async (tx) => {
+      // The first work's handle, kept beyond it, builds no query any more: not even while
+      // another work runs, whose savepoint it would otherwise write into.
+      throughKept = kept!.accounts.createUser(user(userId(4)));
+      await throughKept.catch(() => {});
+      await tx.accounts.createUser(user(userId(3)));
+    });
+    await Promise.all([first, second]);
+    await expect(leftRunning).rejects.toThrow("did not await");
+    await expect(throughKept).rejects.toThrow("did not await");
+    expect([1, 2, 3, 4].map(committed)).toEqual([true, false, true, false]);
+  });
+
   it("commits a batch under synchronous=NORMAL and gives the connection back under FULL", async () => {
     await open();
     // The group commit itself, whose works get the knex transaction to ask SQLite.
-    const groupCommit = createGroupCommit(knex, "sqlite", { maxBatch: 64 });
+    const groupCommit = createGroupCommit(knex, { maxBatch: 64 });
     const synchronousOf = async (trx: Knex.Transaction): Promise<number> => ((await trx.raw("PRAGMA synchronous")) as Array<{ synchronous: number }>)[0]!.synchronous;
     try {
       expect(await synchronousOfPool()).toBe(2);

@@ -104,7 +104,7 @@ export function createKnexStorage(knex: Knex, engine: Engine, options: { hotPath
   // SQLite commits with an fsync each on its one connection: batching concurrent transactions
   // into one commit is what lets it keep up. PostgreSQL runs transactions in parallel on its pool
   // and already shares WAL flushes between concurrent commits.
-  const groupCommit = engine === "sqlite" ? createGroupCommit(knex, engine, { maxBatch: MAX_GROUP_COMMIT_BATCH, syncFile: options.syncWal }) : undefined;
+  const groupCommit = engine === "sqlite" ? createGroupCommit(knex, { maxBatch: MAX_GROUP_COMMIT_BATCH, syncFile: options.syncWal }) : undefined;
   const runTransaction: <T>(work: (trx: Knex.Transaction) => Promise<T>) => Promise<T> = groupCommit?.transaction ?? ((work) => knex.transaction(work));
 
   return {
