@@ -195,7 +195,7 @@ export const configSchema: SchemaNode = {
       type: "string",
       enum: ["native", "noble"],
       default: "native",
-      description: "Ed25519 implementation: `native` (node:crypto, fast) or `noble` (@noble/ed25519, pure JavaScript).",
+      description: "Ed25519 implementation: `native` (native code, fast: libsodium signs, OpenSSL verifies) or `noble` (@noble/ed25519, pure JavaScript).",
     },
     registration: {
       type: "object",

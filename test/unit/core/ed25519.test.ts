@@ -58,6 +58,15 @@ describe.each(backends)("%s backend", (_name, backend) => {
     expect(verifier?.verify(hex(v.message + "00"), hex(v.signature))).toBe(false);
   });
 
+  test("signs a view into a larger buffer exactly as the bytes alone", () => {
+    const signer = backend.signerFromSeed(hex(rfc8032[2]!.seed));
+    const larger = new Uint8Array([9, 9, 9, ...hex(rfc8032[2]!.message), 9]);
+    const view = larger.subarray(3, 3 + rfc8032[2]!.message.length / 2);
+    expect(Buffer.from(signer.sign(view)).toString("hex")).toBe(rfc8032[2]!.signature);
+    const seedView = new Uint8Array([0, ...hex(rfc8032[2]!.seed)]).subarray(1);
+    expect(Buffer.from(backend.signerFromSeed(seedView).publicKey).toString("hex")).toBe(rfc8032[2]!.publicKey);
+  });
+
   test("the Matrix spec's test seed derives the known public key", () => {
     const seed = decodeBase64(signingVectors.signing_key_seed_unpadded_base64)!;
     expect(encodeBase64(backend.signerFromSeed(seed).publicKey)).toBe(signingVectors.derived_public_key_unpadded_base64);
