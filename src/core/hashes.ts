@@ -1,5 +1,5 @@
 // Content hashes, reference hashes and event IDs (LM draft "Hashes", "Events").
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { encodeBase64, encodeBase64Url } from "./base64.js";
 import { encodeCanonicalJson } from "./canonical-json.js";
 import { isJsonObject, type JsonObject } from "./json.js";
@@ -7,8 +7,10 @@ import { redact } from "./redaction.js";
 import type { RoomVersionRules } from "./room-versions.js";
 import { lpduFormOf } from "./signing.js";
 
+// crypto.hash: one call, no Hash object; ~half the cost of createHash().update().digest() for an
+// event's few hundred bytes (node >= 20.12).
 function sha256(text: string): Buffer {
-  return createHash("sha256").update(text, "utf8").digest();
+  return hash("sha256", text, "buffer");
 }
 
 /**
@@ -61,7 +63,7 @@ export function computeReferenceHash(event: JsonObject, rules: RoomVersionRules)
  * input (redacted, without `signatures` and `unsigned`), so a signer computes canonical JSON once.
  */
 export function eventIdOfSignedBytes(bytes: Uint8Array): string {
-  return `$${encodeBase64Url(createHash("sha256").update(bytes).digest())}`;
+  return `$${encodeBase64Url(hash("sha256", bytes, "buffer"))}`;
 }
 
 /** `$` + reference hash. Throws as computeReferenceHash. */

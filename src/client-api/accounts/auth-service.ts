@@ -1,6 +1,6 @@
 // Accounts, passwords and access tokens. Access tokens carry 256 random bits and are stored only
 // as their SHA-256 (hex); passwords only as scrypt hashes (passwords.ts).
-import { createHash, randomBytes, randomInt } from "node:crypto";
+import { hash, randomBytes, randomInt } from "node:crypto";
 import { Errcode, MatrixError } from "../../core/errors.js";
 import type { Storage } from "../../storage/ports.js";
 import type { Requester, TokenAuthenticator } from "../http.js";
@@ -68,7 +68,7 @@ interface CachedToken {
 }
 
 export function hashAccessToken(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("hex");
+  return hash("sha256", token, "hex");
 }
 
 /** `syt_` and 256 random bits, URL-safe: the prefix lets secret scanners recognise the token. */
