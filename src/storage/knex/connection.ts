@@ -1,8 +1,9 @@
 // Opens knex on SQLite (better-sqlite3) or PostgreSQL (pg) with Bobbin's connection settings.
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import knexFactory, { type Knex } from "knex";
-import pg from "pg";
+import type pg from "pg";
 import type BetterSqlite3 from "better-sqlite3";
 import type { DatabaseSettings } from "../index.js";
 
@@ -18,9 +19,16 @@ const INT8_OID = 20;
 const pgTypes = {
   getTypeParser(oid: number, format?: string) {
     if (oid === INT8_OID && format !== "binary") return (value: string) => Number(value);
-    return format === "binary" ? pg.types.getTypeParser(oid, "binary") : pg.types.getTypeParser(oid, "text");
+    const { types } = loadPg();
+    return format === "binary" ? types.getTypeParser(oid, "binary") : types.getTypeParser(oid, "text");
   },
 };
+
+/**
+ * pg, loaded on first use: only a PostgreSQL database needs it (knex loads its own dialect the same
+ * way), and a server on SQLite then does not carry its ~3 MB of heap.
+ */
+const loadPg = (): typeof pg => createRequire(import.meta.url)("pg") as typeof pg;
 
 /** Distinct SQL texts kept prepared per SQLite connection (knex varies SQL with `IN` list lengths). */
 const PREPARED_STATEMENT_CACHE_SIZE = 500;
