@@ -389,9 +389,11 @@ export class RoomWriter {
       }
       return policy.check(event, tip);
     };
-    // Steps 4–5 on a working copy of the head, so a refusal leaves the cache untouched.
-    const state = new Map(head.state);
-    const joinedServers = new Map(head.joinedServers);
+    // Steps 4–5 on a working copy of the head, so a refusal leaves the cache untouched. Copied
+    // on the first state event only: a message (most appends) changes no state, and copying a
+    // large room's state map for each one costs in proportion to its members.
+    let state = head.state;
+    let joinedServers = head.joinedServers;
     const hostedHere = head.hubServer === serverName;
     let lastEvent = head.lastEvent;
     const tip: RoomTip = {
@@ -437,7 +439,11 @@ export class RoomWriter {
       }
       if (!softFailed && event.pdu.state_key !== undefined) {
         const key = stateKeyOf(event.pdu.type, event.pdu.state_key);
-        if (event.pdu.type === "m.room.member") applyMembership(joinedServers, event.pdu.state_key, state.get(key)?.pdu.content.membership, event.pdu.content.membership);
+        if (state === head.state) state = new Map(state);
+        if (event.pdu.type === "m.room.member") {
+          if (joinedServers === head.joinedServers) joinedServers = new Map(joinedServers);
+          applyMembership(joinedServers, event.pdu.state_key, state.get(key)?.pdu.content.membership, event.pdu.content.membership);
+        }
         state.set(key, event);
       }
       lastEvent = event;
