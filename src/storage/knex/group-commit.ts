@@ -15,11 +15,11 @@
 //    another without waiting for each commit (room-writer.ts "Pipelining").
 // Every work is given the batch's one knex transaction, and its savepoint is set and released on
 // the connection directly: a knex nested transaction per work (what this did first) cost about a
-// quarter of the server's CPU per message send under load (bench/client.ts, 0.84–0.95 -> 0.60–0.66 ms per
-// send), to build its transactor and run its SAVEPOINT and RELEASE through knex's runner. What the
-// nested transaction gave, scopeQueries below keeps: a knex query runs only during the work that
-// started it, so a query a `work` leaves running (a promise it did not await) is refused instead
-// of slipping into a later work's savepoint or the batch.
+// quarter of the server's CPU per message send under load (bench/client.ts: 0.84–0.95 ms per send
+// before, 0.60–0.66 after), to build its transactor and run its SAVEPOINT and RELEASE through
+// knex's runner. What the nested transaction gave, scopeQueries below keeps: a knex query runs
+// only during the work that started it, so a query a `work` leaves running (a promise it did not
+// await) is refused instead of slipping into a later work's savepoint or the batch.
 //
 // The WAL sync off the main thread. Under synchronous=FULL (connection.ts) SQLite's COMMIT fsyncs
 // the WAL itself, and better-sqlite3 runs it on the one JS thread: ~1.25 ms of a blocked server
