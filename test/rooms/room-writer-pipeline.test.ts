@@ -174,6 +174,32 @@ describe.each(engines)("pipelined appends on %s", (engine, available) => {
     expect((await storedLog(f)).map((e) => e.pdu.content.body).filter(Boolean)).toEqual(["ok1", "ok2", "next"]);
   });
 
+  test("the head's state is shared by messages, replaced by a state event, and left as it was by a refused append", async () => {
+    if (url === undefined) return;
+    f = await fixture(engine, url);
+    const fx = f;
+    const head = (await fx.writer.head(fx.roomId)) as RoomHead;
+    const initial = head.state;
+    const topic = (text: string, sender = ALICE) => ({ type: "m.room.topic", stateKey: "", content: { topic: text }, sender });
+    const append = (requests: Array<ReturnType<typeof topic> | { type: string; content: Record<string, string>; sender: string }>) =>
+      fx.writer.withRoom(fx.roomId, () => fx.writer.appendLocked(head, requests));
+
+    await append([{ type: "m.room.message", content: { msgtype: "m.text", body: "hi" }, sender: ALICE }]);
+    expect(head.state).toBe(initial);
+
+    // The first topic is allowed, the second (a sender not in the room) is refused: the whole
+    // append is refused, and the head keeps its state untouched.
+    await expect(append([topic("first"), topic("intruder", "@mallory:test")])).rejects.toThrow();
+    expect(head.state).toBe(initial);
+    expect(head.state.has("m.room.topic\u0000")).toBe(false);
+
+    await append([topic("second")]);
+    expect(head.state).not.toBe(initial);
+    expect(head.state.get("m.room.topic\u0000")?.pdu.content.topic).toBe("second");
+    // The map the head had before is a snapshot: the new topic went into a copy.
+    expect(initial.has("m.room.topic\u0000")).toBe(false);
+  });
+
   test("an append placed while the chain fails is refused, not appended over the hole", async () => {
     if (url === undefined) return;
     f = await fixture(engine, url);

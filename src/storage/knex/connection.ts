@@ -28,7 +28,8 @@ const pgTypes = {
  * pg, loaded on first use: only a PostgreSQL database needs it (knex loads its own dialect the same
  * way), and a server on SQLite then does not carry its ~3 MB of heap.
  */
-const loadPg = (): typeof pg => createRequire(import.meta.url)("pg") as typeof pg;
+let pgModule: typeof pg | undefined;
+const loadPg = (): typeof pg => (pgModule ??= createRequire(import.meta.url)("pg") as typeof pg);
 
 /** Distinct SQL texts kept prepared per SQLite connection (knex varies SQL with `IN` list lengths). */
 const PREPARED_STATEMENT_CACHE_SIZE = 500;
